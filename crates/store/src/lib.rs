@@ -1,0 +1,344 @@
+//! Persistence for CorePlexML: one [`Store`] whose methods are the only place that speaks SQL, over
+//! SQLite (the embedded default) or PostgreSQL (for several servers on one database), plus the
+//! artifact store for dataset and model files.
+//!
+//! Both databases run the same statements through sqlx's `Any` driver; what differs between them is
+//! kept in [`Dialect`] and in each backend's own migrations folder. One conformance suite
+//! (`tests/conformance.rs`) runs every case against both.
+//!
+//! Architecture invariant: no business rules here. The lifecycle, roles and retry rules live in
+//! `coreplex-domain`; the store carries out what the domain decided, and writes the audit entry for a
+//! change in the same transaction as the change.
+
+pub mod artifacts;
+mod audit;
+mod datasets;
+mod jobs;
+mod models;
+mod records;
+mod tenancy;
+
+pub use artifacts::ArtifactStore;
+pub use records::*;
+
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, Row};
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("not found: {0}")]
+    NotFound(String),
+    #[error("conflict: {0}")]
+    Conflict(String),
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("stored document is malformed: {0}")]
+    Corrupt(String),
+    #[error("artifact store: {0}")]
+    Artifact(String),
+    #[error("unsupported database url `{0}`: use sqlite://PATH or postgres://…")]
+    UnsupportedUrl(String),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Which database a [`Store`] talks to, and the few statements that differ between them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+impl Dialect {
+    /// Row-locking suffix for a claim subquery: PostgreSQL lets concurrent claimers skip each
+    /// other's rows; SQLite has one writer at a time, so the single UPDATE statement is already atomic.
+    fn skip_locked(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "",
+            Dialect::Postgres => "FOR UPDATE SKIP LOCKED",
+        }
+    }
+}
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// The database. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Store {
+    pool: AnyPool,
+    dialect: Dialect,
+    /// SQLite allows one writer: writes queue here instead of failing with "database is locked".
+    write_lock: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl Store {
+    /// Connects to `url` (`sqlite://PATH` or `postgres://…`) and applies pending migrations.
+    #[tracing::instrument(skip_all)]
+    pub async fn connect(url: &str) -> Result<Store> {
+        sqlx::any::install_default_drivers();
+        let dialect = if url.starts_with("sqlite:") {
+            Dialect::Sqlite
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Dialect::Postgres
+        } else {
+            return Err(Error::UnsupportedUrl(redact_url(url)));
+        };
+        let pool = match dialect {
+            Dialect::Sqlite => {
+                let url = if url.contains('?') {
+                    url.to_string()
+                } else {
+                    format!("{url}?mode=rwc")
+                };
+                AnyPoolOptions::new()
+                    .max_connections(8)
+                    .acquire_timeout(Duration::from_secs(30))
+                    .after_connect(|conn, _| {
+                        Box::pin(async move {
+                            use sqlx::Executor;
+                            for pragma in [
+                                "PRAGMA journal_mode=WAL",
+                                "PRAGMA busy_timeout=10000",
+                                "PRAGMA foreign_keys=ON",
+                                "PRAGMA synchronous=NORMAL",
+                            ] {
+                                conn.execute(pragma).await?;
+                            }
+                            Ok(())
+                        })
+                    })
+                    .connect(&url)
+                    .await?
+            }
+            Dialect::Postgres => {
+                AnyPoolOptions::new()
+                    .max_connections(16)
+                    .acquire_timeout(Duration::from_secs(30))
+                    .connect(url)
+                    .await?
+            }
+        };
+        match dialect {
+            Dialect::Sqlite => SQLITE_MIGRATIONS.run(&pool).await?,
+            Dialect::Postgres => POSTGRES_MIGRATIONS.run(&pool).await?,
+        }
+        Ok(Store {
+            pool,
+            dialect,
+            write_lock: Arc::new(tokio::sync::Mutex::new(())),
+        })
+    }
+
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
+    /// Whether the database answers.
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Starts a write transaction. On SQLite, writers take turns through `write_lock` first.
+    async fn begin(&self) -> Result<WriteTx<'_>> {
+        let guard = match self.dialect {
+            Dialect::Sqlite => Some(self.write_lock.lock().await),
+            Dialect::Postgres => None,
+        };
+        let tx = self.pool.begin().await?;
+        Ok(WriteTx { tx, _guard: guard })
+    }
+
+    pub async fn get_setting(&self, name: &str) -> Result<Option<String>> {
+        let row = sqlx::query("SELECT value FROM settings WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| r.get::<String, _>("value")))
+    }
+
+    /// Sets `name` to `value` only if it has no value yet. Returns whether this call set it.
+    pub async fn set_setting_once(&self, name: &str, value: &str) -> Result<bool> {
+        let mut tx = self.begin().await?;
+        let r = sqlx::query(
+            "INSERT INTO settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(name)
+        .bind(value)
+        .execute(&mut *tx.tx)
+        .await?;
+        tx.tx.commit().await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    /// Takes or renews the lease named `name` for `owner` until `until`; returns whether `owner` holds
+    /// it. Periodic controllers use this so that one server runs each tick.
+    pub async fn acquire_lease(
+        &self,
+        name: &str,
+        owner: &str,
+        now: i64,
+        until: i64,
+    ) -> Result<bool> {
+        let mut tx = self.begin().await?;
+        sqlx::query(
+            "INSERT INTO controller_leases (name, owner, expires_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at \
+             WHERE controller_leases.owner = excluded.owner OR controller_leases.expires_at < $4",
+        )
+        .bind(name)
+        .bind(owner)
+        .bind(until)
+        .bind(now)
+        .execute(&mut *tx.tx)
+        .await?;
+        let holder: String = sqlx::query("SELECT owner FROM controller_leases WHERE name = $1")
+            .bind(name)
+            .fetch_one(&mut *tx.tx)
+            .await?
+            .get("owner");
+        tx.tx.commit().await?;
+        Ok(holder == owner)
+    }
+
+    /// Looks up a stored response for a repeated POST with the same `Idempotency-Key`.
+    pub async fn idempotent_response(
+        &self,
+        key_id: &str,
+        idem_key: &str,
+    ) -> Result<Option<StoredResponse>> {
+        let row = sqlx::query(
+            "SELECT method, path, status, body FROM idempotency_keys WHERE key_id = $1 AND idem_key = $2",
+        )
+        .bind(key_id)
+        .bind(idem_key)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|r| StoredResponse {
+            method: r.get("method"),
+            path: r.get("path"),
+            status: r.get::<i64, _>("status") as u16,
+            body: r.get("body"),
+        }))
+    }
+
+    pub async fn save_idempotent_response(
+        &self,
+        key_id: &str,
+        idem_key: &str,
+        resp: &StoredResponse,
+        now: i64,
+    ) -> Result<()> {
+        let mut tx = self.begin().await?;
+        sqlx::query(
+            "INSERT INTO idempotency_keys (key_id, idem_key, method, path, status, body, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (key_id, idem_key) DO NOTHING",
+        )
+        .bind(key_id)
+        .bind(idem_key)
+        .bind(&resp.method)
+        .bind(&resp.path)
+        .bind(resp.status as i64)
+        .bind(&resp.body)
+        .bind(now)
+        .execute(&mut *tx.tx)
+        .await?;
+        tx.tx.commit().await?;
+        Ok(())
+    }
+}
+
+struct WriteTx<'a> {
+    tx: sqlx::Transaction<'static, sqlx::Any>,
+    _guard: Option<tokio::sync::MutexGuard<'a, ()>>,
+}
+
+impl WriteTx<'_> {
+    async fn commit(self) -> Result<()> {
+        self.tx.commit().await?;
+        Ok(())
+    }
+}
+
+/// Hides the password of a database URL for messages and logs.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.find(':') {
+                Some(c) => format!("{}://{}:***{}", &url[..s], &creds[..c], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+fn json_col(row: &AnyRow, col: &str) -> Result<serde_json::Value> {
+    let s: Option<String> = row.try_get(col)?;
+    match s {
+        None => Ok(serde_json::Value::Null),
+        Some(s) => serde_json::from_str(&s).map_err(|e| Error::Corrupt(format!("{col}: {e}"))),
+    }
+}
+
+/// Offset-based page tokens: opaque to clients, a decimal offset inside.
+pub fn decode_page_token(token: Option<&str>) -> Option<i64> {
+    match token {
+        None | Some("") => Some(0),
+        Some(t) => t
+            .strip_prefix("o")
+            .and_then(|n| n.parse::<i64>().ok())
+            .filter(|n| *n >= 0),
+    }
+}
+
+fn next_token(offset: i64, limit: i64, got: usize) -> Option<String> {
+    (got as i64 > limit).then(|| format!("o{}", offset + limit))
+}
+
+/// A page of results.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next_page_token: Option<String>,
+}
+
+impl<T> Page<T> {
+    fn from_overfetch(mut items: Vec<T>, offset: i64, limit: i64) -> Page<T> {
+        let next_page_token = next_token(offset, limit, items.len());
+        items.truncate(limit as usize);
+        Page {
+            items,
+            next_page_token,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_passwords_are_redacted() {
+        assert_eq!(
+            redact_url("postgres://u:secret@h:5432/db"),
+            "postgres://u:***@h:5432/db"
+        );
+        assert_eq!(redact_url("sqlite://x.db"), "sqlite://x.db");
+    }
+
+    #[test]
+    fn page_tokens_round_trip_and_reject_garbage() {
+        assert_eq!(decode_page_token(None), Some(0));
+        assert_eq!(decode_page_token(Some("o40")), Some(40));
+        assert_eq!(decode_page_token(Some("zz")), None);
+        assert_eq!(next_token(0, 10, 11), Some("o10".into()));
+        assert_eq!(next_token(0, 10, 10), None);
+    }
+}
