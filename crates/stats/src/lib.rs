@@ -15,7 +15,14 @@
 //! - [`latency`]: mergeable relative-error sketch for latency percentiles.
 //! - [`special`]: distribution functions the tests need (normal, t, chi-squared, Kolmogorov).
 
+pub mod ab;
+pub mod drift;
+pub mod latency;
+pub mod quality;
 pub mod sketch;
+pub mod special;
+
+mod sort;
 
 /// Everything that can go wrong in this crate: invalid input, described so a user can fix it.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]

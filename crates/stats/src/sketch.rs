@@ -338,16 +338,6 @@ impl SortedView {
         self.cumulative.last().copied().unwrap_or(0)
     }
 
-    /// Weight of values `<= x`.
-    pub(crate) fn rank_le(&self, x: f64) -> u64 {
-        let i = self.values.partition_point(|&v| v <= x);
-        if i == 0 {
-            0
-        } else {
-            self.cumulative[i - 1]
-        }
-    }
-
     /// Weight of values `< x`.
     pub(crate) fn rank_lt(&self, x: f64) -> u64 {
         let i = self.values.partition_point(|&v| v < x);
