@@ -1,1 +1,21 @@
-//! placeholder
+//! The CorePlexML server: HTTP API (axum), authentication, the background job worker and the
+//! controllers' scheduler.
+//!
+//! Architecture invariant: this is the only crate that knows HTTP. Handlers parse and check input,
+//! call the domain for rules and the store for persistence, and shape records for the wire.
+
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod extract;
+pub mod idempotency;
+pub mod ingest;
+pub mod routes;
+pub mod startup;
+pub mod state;
+pub mod upload;
+pub mod worker;
+
+pub use config::Config;
+pub use startup::{app, Application, StartupError};
+pub use state::AppState;

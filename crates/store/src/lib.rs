@@ -13,7 +13,7 @@
 pub mod artifacts;
 mod audit;
 mod datasets;
-mod jobs;
+pub mod jobs;
 mod models;
 mod records;
 mod tenancy;

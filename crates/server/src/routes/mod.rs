@@ -1,0 +1,49 @@
+//! HTTP routes, one module per area, each exporting `router()`. Every route carries its OpenAPI
+//! description next to it; `/api/v1/openapi.json` is generated from them.
+
+pub mod audit;
+pub mod datasets;
+pub mod health;
+pub mod jobs;
+pub mod models;
+pub mod orgs;
+pub mod projects;
+
+use crate::state::AppState;
+use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+
+/// One page of a list.
+#[derive(Serialize, ToSchema)]
+pub struct ListResponse<T: ToSchema> {
+    pub items: Vec<T>,
+    pub next_page_token: Option<String>,
+}
+
+impl<T: ToSchema> ListResponse<T> {
+    pub fn from_page<R>(page: coreplex_store::Page<R>, f: impl FnMut(R) -> T) -> Self {
+        ListResponse {
+            items: page.items.into_iter().map(f).collect(),
+            next_page_token: page.next_page_token,
+        }
+    }
+}
+
+pub fn api() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .merge(orgs::router())
+        .merge(projects::router())
+        .merge(audit::router())
+        .merge(datasets::router())
+        .merge(models::router())
+        .merge(jobs::router())
+}
+
+pub fn time(t: i64) -> String {
+    coreplex_domain::clock::to_rfc3339(t)
+}
+
+pub fn opt_time(t: Option<i64>) -> Option<String> {
+    t.map(time)
+}
