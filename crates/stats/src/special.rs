@@ -160,11 +160,11 @@ pub fn t_ppf(p: f64, df: f64) -> f64 {
     }
     // Exact closed forms for one and two degrees of freedom.
     if df == 1.0 {
-        return (PI * (p - 0.5)).tan();
+        // Cauchy: tan(π(p − ½)) = −1/tan(πp), the latter exact for tiny p.
+        return -1.0 / (PI * p).tan();
     }
     if df == 2.0 {
-        let a = 4.0 * p * (1.0 - p);
-        return -(2.0 / a - 2.0).sqrt() * if p < 0.5 { 1.0 } else { -1.0 };
+        return (2.0 * p - 1.0) / (2.0 * p * (1.0 - p)).sqrt();
     }
     // Cornish–Fisher start (Abramowitz & Stegun 26.7.5).
     let z = norm_ppf(p);
