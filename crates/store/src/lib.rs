@@ -154,6 +154,16 @@ impl Store {
         Ok(WriteTx { tx, _guard: guard })
     }
 
+    /// Runs one raw statement. For tests that check what the database itself refuses (e.g. edits of
+    /// the audit log); the product never calls it.
+    #[doc(hidden)]
+    pub async fn debug_execute(&self, sql: &str) -> Result<u64> {
+        let mut tx = self.begin().await?;
+        let r = sqlx::query(sql).execute(&mut *tx.tx).await?;
+        tx.commit().await?;
+        Ok(r.rows_affected())
+    }
+
     pub async fn get_setting(&self, name: &str) -> Result<Option<String>> {
         let row = sqlx::query("SELECT value FROM settings WHERE name = $1")
             .bind(name)
