@@ -1,0 +1,527 @@
+//! Columnar CSV reading for `coreplex drift`, using every core.
+//!
+//! The file is streamed in blocks cut at record boundaries (a newline outside quotes); worker
+//! threads parse blocks with the `csv` crate's `ByteRecord` into per-column accumulators
+//! (numbers, or category counts), and the accumulators are concatenated at the end. Row order
+//! is irrelevant to every drift statistic, so blocks need no reordering. Memory holds the parsed
+//! values plus a few blocks, never the whole file.
+//!
+//! Missing values are pandas' defaults: an empty field or one of `NA_TOKENS`; non-finite
+//! numbers (`nan`, `inf`) also count as missing.
+
+use super::{input_error, InputError};
+use std::collections::HashMap;
+use std::fs::File;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Mutex};
+
+/// Bytes read per block handed to a worker.
+const BLOCK: usize = 4 << 20;
+/// Rows of the first block used to guess column types.
+const SAMPLE_ROWS: usize = 2000;
+
+/// pandas' default `na_values`.
+const NA_TOKENS: &[&[u8]] = &[
+    b"",
+    b"#N/A",
+    b"#N/A N/A",
+    b"#NA",
+    b"-1.#IND",
+    b"-1.#QNAN",
+    b"-NaN",
+    b"-nan",
+    b"1.#IND",
+    b"1.#QNAN",
+    b"<NA>",
+    b"N/A",
+    b"NA",
+    b"NULL",
+    b"NaN",
+    b"None",
+    b"n/a",
+    b"nan",
+    b"null",
+];
+
+/// FxHash (the rustc hasher): category lookups are on the hot path and need no DoS resistance.
+#[derive(Default, Clone, Copy)]
+pub(crate) struct FxHasher {
+    hash: u64,
+}
+
+impl Hasher for FxHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            self.add(u64::from_le_bytes(c.try_into().expect("8 bytes")));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut v = [0u8; 8];
+            v[..rest.len()].copy_from_slice(rest);
+            self.add(u64::from_le_bytes(v) ^ ((rest.len() as u64) << 59));
+        }
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.add(n as u64);
+    }
+
+    fn finish(&self) -> u64 {
+        self.hash
+    }
+}
+
+impl FxHasher {
+    #[inline]
+    fn add(&mut self, word: u64) {
+        self.hash = (self.hash.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
+
+pub(crate) type CategoryMap = HashMap<Vec<u8>, u64, BuildHasherDefault<FxHasher>>;
+
+/// How to read one column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// Numbers; `strict` makes a non-numeric value an error, otherwise it is remembered so the
+    /// column can be re-read as categorical.
+    Numeric {
+        strict: bool,
+    },
+    Categorical,
+}
+
+/// Column `field` of the file, read as `kind`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Plan {
+    pub field: usize,
+    pub kind: Kind,
+    /// Index of the column's name in the file header (for messages).
+    pub name_index: usize,
+}
+
+/// Parsed values of one column.
+#[derive(Debug)]
+pub(crate) enum ColumnData {
+    Numeric {
+        values: Vec<f64>,
+        missing: u64,
+        /// First non-numeric value met (only for non-strict numeric columns).
+        non_numeric: Option<String>,
+    },
+    Categorical {
+        counts: CategoryMap,
+        missing: u64,
+    },
+}
+
+impl ColumnData {
+    fn new(kind: Kind) -> Self {
+        match kind {
+            Kind::Numeric { .. } => ColumnData::Numeric {
+                values: Vec::new(),
+                missing: 0,
+                non_numeric: None,
+            },
+            Kind::Categorical => ColumnData::Categorical {
+                counts: CategoryMap::default(),
+                missing: 0,
+            },
+        }
+    }
+
+    fn absorb(&mut self, other: ColumnData) {
+        match (self, other) {
+            (
+                ColumnData::Numeric {
+                    values,
+                    missing,
+                    non_numeric,
+                },
+                ColumnData::Numeric {
+                    values: v2,
+                    missing: m2,
+                    non_numeric: n2,
+                },
+            ) => {
+                if values.is_empty() {
+                    *values = v2;
+                } else {
+                    values.extend_from_slice(&v2);
+                }
+                *missing += m2;
+                if non_numeric.is_none() {
+                    *non_numeric = n2;
+                }
+            }
+            (
+                ColumnData::Categorical { counts, missing },
+                ColumnData::Categorical {
+                    counts: c2,
+                    missing: m2,
+                },
+            ) => {
+                if counts.is_empty() {
+                    *counts = c2;
+                } else {
+                    for (k, n) in c2 {
+                        *counts.entry(k).or_insert(0) += n;
+                    }
+                }
+                *missing += m2;
+            }
+            _ => unreachable!("workers build columns from the same plan"),
+        }
+    }
+}
+
+/// Result of reading a file with a plan.
+pub(crate) struct Columns {
+    pub columns: Vec<ColumnData>,
+    pub rows: u64,
+}
+
+/// A CSV file whose header has been read.
+pub(crate) struct Source {
+    pub path: PathBuf,
+    pub header: Vec<String>,
+    /// Byte offset where data rows start.
+    data_start: u64,
+    /// The first block of data rows, for type guessing.
+    sample: Vec<u8>,
+}
+
+impl Source {
+    pub fn open(path: &Path) -> Result<Source, InputError> {
+        let shown = path.display();
+        let mut file =
+            File::open(path).map_err(|e| input_error(format!("cannot open {shown}: {e}")))?;
+        let mut first = vec![0u8; BLOCK];
+        let n = read_full(&mut file, &mut first)
+            .map_err(|e| input_error(format!("cannot read {shown}: {e}")))?;
+        first.truncate(n);
+        if first.iter().all(|b| b.is_ascii_whitespace()) {
+            return Err(input_error(format!(
+                "{shown} is empty: expected a CSV header and rows"
+            )));
+        }
+        let mut reader = csv::ReaderBuilder::new()
+            .has_headers(true)
+            .from_reader(&first[..]);
+        let header: Vec<String> = reader
+            .headers()
+            .map_err(|e| input_error(format!("{shown}: cannot read the CSV header: {e}")))?
+            .iter()
+            .map(|h| h.trim().to_owned())
+            .collect();
+        let data_start = reader.position().byte();
+        let sample_end = last_record_end(&first[data_start as usize..], false)
+            .map_or(first.len(), |e| data_start as usize + e);
+        let sample = first[data_start as usize..sample_end].to_vec();
+        let mut seen = std::collections::HashSet::new();
+        for h in &header {
+            if !seen.insert(h) {
+                return Err(input_error(format!(
+                    "{shown}: column '{h}' appears twice in the header"
+                )));
+            }
+        }
+        Ok(Source {
+            path: path.to_owned(),
+            header,
+            data_start,
+            sample,
+        })
+    }
+
+    /// For each field: did the first rows hold a value that is neither missing nor a number?
+    pub fn sample_non_numeric(&self) -> Vec<bool> {
+        let mut flags = vec![false; self.header.len()];
+        let mut reader = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .from_reader(&self.sample[..]);
+        let mut record = csv::ByteRecord::new();
+        let mut rows = 0;
+        while rows < SAMPLE_ROWS && matches!(reader.read_byte_record(&mut record), Ok(true)) {
+            for (flag, field) in flags.iter_mut().zip(record.iter()) {
+                if !*flag && matches!(parse_number(field), Parsed::NotNumber) {
+                    *flag = true;
+                }
+            }
+            rows += 1;
+        }
+        flags
+    }
+
+    /// Read the columns in `plans` from every data row, on `workers` threads.
+    pub fn read(&self, plans: &[Plan], workers: usize) -> Result<Columns, InputError> {
+        let shown = self.path.display().to_string();
+        let mut file =
+            File::open(&self.path).map_err(|e| input_error(format!("cannot open {shown}: {e}")))?;
+        file.seek(SeekFrom::Start(self.data_start))
+            .map_err(|e| input_error(format!("cannot read {shown}: {e}")))?;
+        let workers = workers.max(1);
+        let (tx, rx) = mpsc::sync_channel::<Vec<u8>>(workers * 2);
+        let rx = Mutex::new(rx);
+        let failed = AtomicBool::new(false);
+        let fields = self.header.len();
+        let ctx = WorkerContext {
+            plans,
+            fields,
+            header: &self.header,
+            path: &shown,
+            failed: &failed,
+        };
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..workers)
+                .map(|_| scope.spawn(|| worker(&rx, &ctx)))
+                .collect();
+            let read_result = stream_blocks(&mut file, &tx, &failed)
+                .map_err(|e| input_error(format!("cannot read {shown}: {e}")));
+            drop(tx);
+            let mut merged: Option<Columns> = None;
+            let mut first_error = read_result.err();
+            for h in handles {
+                match h.join().expect("CSV worker panicked") {
+                    Ok(part) => match &mut merged {
+                        None => merged = Some(part),
+                        Some(m) => {
+                            m.rows += part.rows;
+                            for (col, other) in m.columns.iter_mut().zip(part.columns) {
+                                col.absorb(other);
+                            }
+                        }
+                    },
+                    Err(e) => {
+                        first_error.get_or_insert(e);
+                    }
+                }
+            }
+            match first_error {
+                Some(e) => Err(e),
+                None => Ok(merged.expect("at least one worker")),
+            }
+        })
+    }
+}
+
+/// Read the file in blocks, send each block cut at its last record boundary.
+fn stream_blocks(
+    file: &mut File,
+    tx: &mpsc::SyncSender<Vec<u8>>,
+    failed: &AtomicBool,
+) -> std::io::Result<()> {
+    let mut carry: Vec<u8> = Vec::new();
+    let mut quotes_seen = false;
+    loop {
+        if failed.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        let mut block = std::mem::take(&mut carry);
+        let start = block.len();
+        block.resize(start + BLOCK, 0);
+        let n = read_full(file, &mut block[start..])?;
+        block.truncate(start + n);
+        if n == 0 {
+            if !block.is_empty() && tx.send(block).is_err() {
+                return Ok(());
+            }
+            return Ok(());
+        }
+        quotes_seen |= block.contains(&b'"');
+        match last_record_end(&block, quotes_seen) {
+            Some(end) => {
+                carry = block[end..].to_vec();
+                block.truncate(end);
+                if tx.send(block).is_err() {
+                    return Ok(());
+                }
+            }
+            // One record longer than a block: keep reading.
+            None => carry = block,
+        }
+    }
+}
+
+/// Index just past the last newline that ends a record (outside quotes), if any. Blocks start
+/// at a record boundary, so quote parity starts even.
+fn last_record_end(block: &[u8], may_have_quotes: bool) -> Option<usize> {
+    if !may_have_quotes || !block.contains(&b'"') {
+        return block.iter().rposition(|&b| b == b'\n').map(|i| i + 1);
+    }
+    let mut in_quotes = false;
+    let mut last = None;
+    for (i, &b) in block.iter().enumerate() {
+        match b {
+            b'"' => in_quotes = !in_quotes,
+            b'\n' if !in_quotes => last = Some(i + 1),
+            _ => {}
+        }
+    }
+    last
+}
+
+fn read_full(file: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match file.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
+
+struct WorkerContext<'a> {
+    plans: &'a [Plan],
+    fields: usize,
+    header: &'a [String],
+    path: &'a str,
+    failed: &'a AtomicBool,
+}
+
+fn worker(
+    rx: &Mutex<mpsc::Receiver<Vec<u8>>>,
+    ctx: &WorkerContext<'_>,
+) -> Result<Columns, InputError> {
+    let mut columns: Vec<ColumnData> = ctx.plans.iter().map(|p| ColumnData::new(p.kind)).collect();
+    let mut rows = 0u64;
+    let mut error: Option<InputError> = None;
+    let mut record = csv::ByteRecord::new();
+    loop {
+        let chunk = match rx.lock().expect("reader alive").recv() {
+            Ok(c) => c,
+            Err(_) => break,
+        };
+        // After an error keep draining so the reader never blocks on a full channel.
+        if error.is_some() || ctx.failed.load(Ordering::Relaxed) {
+            continue;
+        }
+        if let Err(e) = parse_chunk(&chunk, ctx, &mut columns, &mut rows, &mut record) {
+            ctx.failed.store(true, Ordering::Relaxed);
+            error = Some(e);
+        }
+    }
+    match error {
+        Some(e) => Err(e),
+        None => Ok(Columns { columns, rows }),
+    }
+}
+
+fn parse_chunk(
+    chunk: &[u8],
+    ctx: &WorkerContext<'_>,
+    columns: &mut [ColumnData],
+    rows: &mut u64,
+    record: &mut csv::ByteRecord,
+) -> Result<(), InputError> {
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(chunk);
+    loop {
+        match reader.read_byte_record(record) {
+            Ok(true) => {}
+            Ok(false) => return Ok(()),
+            Err(e) => return Err(input_error(format!("{}: invalid CSV: {e}", ctx.path))),
+        }
+        if record.len() != ctx.fields {
+            return Err(input_error(format!(
+                "{}: a row has {} fields but the header has {}",
+                ctx.path,
+                record.len(),
+                ctx.fields
+            )));
+        }
+        *rows += 1;
+        for (plan, column) in ctx.plans.iter().zip(columns.iter_mut()) {
+            let field = &record[plan.field];
+            match column {
+                ColumnData::Numeric {
+                    values,
+                    missing,
+                    non_numeric,
+                } => match parse_number(field) {
+                    Parsed::Value(v) => values.push(v),
+                    Parsed::Missing => *missing += 1,
+                    Parsed::NotNumber => {
+                        let text = String::from_utf8_lossy(field).into_owned();
+                        if plan.kind == (Kind::Numeric { strict: true }) {
+                            return Err(input_error(format!(
+                                "{}: column '{}' has the non-numeric value '{}' but was declared numeric with --numeric",
+                                ctx.path, ctx.header[plan.name_index], text
+                            )));
+                        }
+                        non_numeric.get_or_insert(text);
+                    }
+                },
+                ColumnData::Categorical { counts, missing } => {
+                    if is_missing_token(field) {
+                        *missing += 1;
+                    } else if let Some(c) = counts.get_mut(field) {
+                        *c += 1;
+                    } else {
+                        counts.insert(field.to_vec(), 1);
+                    }
+                }
+            }
+        }
+    }
+}
+
+enum Parsed {
+    Value(f64),
+    Missing,
+    NotNumber,
+}
+
+#[inline]
+fn parse_number(field: &[u8]) -> Parsed {
+    let t = field.trim_ascii();
+    if t.is_empty() {
+        return Parsed::Missing;
+    }
+    let parsed = std::str::from_utf8(t)
+        .ok()
+        .and_then(|s| s.parse::<f64>().ok());
+    match parsed {
+        Some(v) if v.is_finite() => Parsed::Value(v),
+        Some(_) => Parsed::Missing,
+        None if is_missing_token(t) => Parsed::Missing,
+        None => Parsed::NotNumber,
+    }
+}
+
+fn is_missing_token(field: &[u8]) -> bool {
+    field.len() <= 8 && NA_TOKENS.contains(&field)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn record_boundaries_respect_quotes() {
+        assert_eq!(last_record_end(b"a,b\n1,2\n3,", false), Some(8));
+        assert_eq!(last_record_end(b"a,\"x\ny\"\n1,\"p\nq", true), Some(8));
+        assert_eq!(last_record_end(b"no newline", false), None);
+    }
+
+    #[test]
+    fn numbers_and_missing_tokens() {
+        assert!(matches!(parse_number(b" 1.5 "), Parsed::Value(v) if v == 1.5));
+        assert!(matches!(parse_number(b"-2e3"), Parsed::Value(v) if v == -2000.0));
+        for m in [&b""[..], b"NA", b"nan", b"NaN", b"inf", b"null", b"#N/A"] {
+            assert!(matches!(parse_number(m), Parsed::Missing), "{m:?}");
+        }
+        assert!(matches!(parse_number(b"abc"), Parsed::NotNumber));
+        assert!(matches!(parse_number(b"true"), Parsed::NotNumber));
+    }
+}
