@@ -1,0 +1,22 @@
+"""One module per API resource. Each holds a ``Resource`` subclass (attached to ``CorePlexClient`` as an
+attribute) and the object classes its calls return."""
+
+from ._base import Resource
+from .audit import AuditEntry, AuditResource
+from .datasets import Dataset, DatasetsResource, DatasetVersion
+from .jobs import Job, JobAttempt, JobsResource
+from .keys import APIKey, CreatedKey, KeysResource
+from .models import Model, ModelsResource, Promotion, Transition
+from .orgs import CreatedOrg, Organization, OrgsResource
+from .projects import Member, Project, ProjectsResource
+
+__all__ = [
+    "Resource",
+    "AuditResource", "AuditEntry",
+    "DatasetsResource", "Dataset", "DatasetVersion",
+    "JobsResource", "Job", "JobAttempt",
+    "KeysResource", "APIKey", "CreatedKey",
+    "ModelsResource", "Model", "Transition", "Promotion",
+    "OrgsResource", "Organization", "CreatedOrg",
+    "ProjectsResource", "Project", "Member",
+]
