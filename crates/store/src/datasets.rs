@@ -169,8 +169,7 @@ impl Store {
         )
         .bind(id)
         .bind(org_id)
-        .fetch_optional(&self.pool)
-        .await?;
+        .fetch_all(&self.pool).await?.into_iter().next();
         row.as_ref().map(dataset).transpose()
     }
 
@@ -211,8 +210,10 @@ impl Store {
         )
         .bind(id)
         .bind(org_id)
-        .fetch_optional(&self.pool)
-        .await?;
+        .fetch_all(&self.pool)
+        .await?
+        .into_iter()
+        .next();
         row.as_ref().map(version).transpose()
     }
 

@@ -93,8 +93,10 @@ impl Store {
         let row = sqlx::query("SELECT * FROM jobs WHERE id = $1 AND org_id = $2")
             .bind(id)
             .bind(org_id)
-            .fetch_optional(&self.pool)
-            .await?;
+            .fetch_all(&self.pool)
+            .await?
+            .into_iter()
+            .next();
         row.as_ref().map(job).transpose()
     }
 

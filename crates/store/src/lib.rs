@@ -6,6 +6,10 @@
 //! kept in [`Dialect`] and in each backend's own migrations folder. One conformance suite
 //! (`tests/conformance.rs`) runs every case against both.
 //!
+//! Single-row reads use `fetch_all(..).into_iter().next()` rather than `fetch_optional`: a SQLite
+//! statement that is not stepped to its end keeps its connection's read snapshot open, and in WAL mode
+//! that pooled connection would later answer with stale rows.
+//!
 //! Architecture invariant: no business rules here. The lifecycle, roles and retry rules live in
 //! `coreplex-domain`; the store carries out what the domain decided, and writes the audit entry for a
 //! change in the same transaction as the change.
@@ -167,8 +171,10 @@ impl Store {
     pub async fn get_setting(&self, name: &str) -> Result<Option<String>> {
         let row = sqlx::query("SELECT value FROM settings WHERE name = $1")
             .bind(name)
-            .fetch_optional(&self.pool)
-            .await?;
+            .fetch_all(&self.pool)
+            .await?
+            .into_iter()
+            .next();
         Ok(row.map(|r| r.get::<String, _>("value")))
     }
 
@@ -227,8 +233,7 @@ impl Store {
         )
         .bind(key_id)
         .bind(idem_key)
-        .fetch_optional(&self.pool)
-        .await?;
+        .fetch_all(&self.pool).await?.into_iter().next();
         Ok(row.map(|r| StoredResponse {
             method: r.get("method"),
             path: r.get("path"),

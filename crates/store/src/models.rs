@@ -162,8 +162,7 @@ impl Store {
         )
         .bind(id)
         .bind(org_id)
-        .fetch_optional(&self.pool)
-        .await?;
+        .fetch_all(&self.pool).await?.into_iter().next();
         row.as_ref().map(model).transpose()
     }
 

@@ -95,8 +95,10 @@ impl Store {
     pub async fn get_org(&self, id: &str) -> Result<Option<Org>> {
         let row = sqlx::query("SELECT id, name, created_at FROM orgs WHERE id = $1")
             .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
+            .fetch_all(&self.pool)
+            .await?
+            .into_iter()
+            .next();
         row.map(|r| {
             Ok(Org {
                 id: r.try_get("id")?,
@@ -159,8 +161,10 @@ impl Store {
         let row = sqlx::query("SELECT * FROM projects WHERE id = $1 AND org_id = $2")
             .bind(id)
             .bind(org_id)
-            .fetch_optional(&self.pool)
-            .await?;
+            .fetch_all(&self.pool)
+            .await?
+            .into_iter()
+            .next();
         row.as_ref().map(project).transpose()
     }
 
@@ -247,8 +251,10 @@ impl Store {
         let row = sqlx::query("SELECT role FROM members WHERE project_id = $1 AND subject = $2")
             .bind(project_id)
             .bind(subject)
-            .fetch_optional(&self.pool)
-            .await?;
+            .fetch_all(&self.pool)
+            .await?
+            .into_iter()
+            .next();
         Ok(row.map(|r| r.get("role")))
     }
 
@@ -387,8 +393,10 @@ impl Store {
     pub async fn find_key_by_hash(&self, hash: &str) -> Result<Option<ApiKey>> {
         let row = sqlx::query("SELECT * FROM api_keys WHERE hash = $1 AND revoked_at IS NULL")
             .bind(hash)
-            .fetch_optional(&self.pool)
-            .await?;
+            .fetch_all(&self.pool)
+            .await?
+            .into_iter()
+            .next();
         row.as_ref().map(api_key).transpose()
     }
 
@@ -396,8 +404,10 @@ impl Store {
         let row = sqlx::query("SELECT * FROM api_keys WHERE id = $1 AND org_id = $2")
             .bind(id)
             .bind(org_id)
-            .fetch_optional(&self.pool)
-            .await?;
+            .fetch_all(&self.pool)
+            .await?
+            .into_iter()
+            .next();
         row.as_ref().map(api_key).transpose()
     }
 

@@ -19,7 +19,11 @@ struct Backend {
 async fn sqlite() -> Backend {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("t.db").display());
-    Backend { name: "sqlite", store: Store::connect(&url).await.unwrap(), _dir: Some(dir) }
+    Backend {
+        name: "sqlite",
+        store: Store::connect(&url).await.unwrap(),
+        _dir: Some(dir),
+    }
 }
 
 async fn postgres() -> Option<Backend> {
@@ -30,7 +34,13 @@ async fn postgres() -> Option<Backend> {
         eprintln!("note: COREPLEX_TEST_DATABASE_URL is not set; PostgreSQL cases skipped");
         return None;
     };
-    Some(Backend { name: "postgres", store: Store::connect(&fresh_pg_database(&admin).await).await.unwrap(), _dir: None })
+    Some(Backend {
+        name: "postgres",
+        store: Store::connect(&fresh_pg_database(&admin).await)
+            .await
+            .unwrap(),
+        _dir: None,
+    })
 }
 
 /// Creates an empty database next to the one `admin` points at and returns its URL.
@@ -39,7 +49,10 @@ pub async fn fresh_pg_database(admin: &str) -> String {
     sqlx::any::install_default_drivers();
     let name = coreplex_domain::ids::new_id("cpxtest");
     let mut conn = sqlx::AnyConnection::connect(admin).await.unwrap();
-    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.unwrap();
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut conn)
+        .await
+        .unwrap();
     let base = admin.rsplit_once('/').unwrap().0;
     format!("{base}/{name}")
 }
@@ -56,18 +69,34 @@ where
     Fut: Future<Output = ()>,
 {
     let lite = sqlite().await;
-    case(B { name: lite.name, store: lite.store.clone() }).await;
+    case(B {
+        name: lite.name,
+        store: lite.store.clone(),
+    })
+    .await;
     if let Some(pg) = postgres().await {
-        case(B { name: pg.name, store: pg.store.clone() }).await;
+        case(B {
+            name: pg.name,
+            store: pg.store.clone(),
+        })
+        .await;
     }
 }
 
 fn ctx(org: &str, at: i64) -> Ctx {
-    Ctx { org_id: org.into(), actor: "alice".into(), at }
+    Ctx {
+        org_id: org.into(),
+        actor: "alice".into(),
+        at,
+    }
 }
 
 async fn org_and_project(s: &Store) -> (Org, Project) {
-    let org = Org { id: coreplex_domain::ids::new_id("org"), name: coreplex_domain::ids::new_id("o"), created_at: 1 };
+    let org = Org {
+        id: coreplex_domain::ids::new_id("org"),
+        name: coreplex_domain::ids::new_id("o"),
+        created_at: 1,
+    };
     s.create_org(&ctx(&org.id, 1), &org).await.unwrap();
     let p = Project {
         id: coreplex_domain::ids::new_id("proj"),
@@ -114,18 +143,56 @@ async fn projects_are_unique_per_org_and_scoped_to_it() {
     each(|b| async move {
         let s = &b.store;
         let (org, p) = org_and_project(s).await;
-        let dup = Project { id: "proj_other".into(), ..p.clone() };
-        assert!(matches!(s.create_project(&ctx(&org.id, 3), &dup, None).await, Err(Error::Conflict(_))), "{}", b.name);
+        let dup = Project {
+            id: "proj_other".into(),
+            ..p.clone()
+        };
+        assert!(
+            matches!(
+                s.create_project(&ctx(&org.id, 3), &dup, None).await,
+                Err(Error::Conflict(_))
+            ),
+            "{}",
+            b.name
+        );
         let (org2, _) = org_and_project(s).await;
-        assert!(s.get_project(&org2.id, &p.id).await.unwrap().is_none(), "{}", b.name);
-        assert_eq!(s.get_project(&org.id, &p.id).await.unwrap().unwrap().name, "churn");
+        assert!(
+            s.get_project(&org2.id, &p.id).await.unwrap().is_none(),
+            "{}",
+            b.name
+        );
+        assert_eq!(
+            s.get_project(&org.id, &p.id).await.unwrap().unwrap().name,
+            "churn"
+        );
         let page = s.list_projects(&org.id, None, 10, 0).await.unwrap();
         assert_eq!(page.items.len(), 1);
-        s.put_member(&ctx(&org.id, 4), &p.id, "bob", "viewer").await.unwrap();
-        assert_eq!(s.list_projects(&org.id, Some("bob"), 10, 0).await.unwrap().items.len(), 1);
-        assert_eq!(s.list_projects(&org.id, Some("carol"), 10, 0).await.unwrap().items.len(), 0);
-        s.put_member(&ctx(&org.id, 5), &p.id, "bob", "editor").await.unwrap();
-        assert_eq!(s.member_role(&p.id, "bob").await.unwrap().as_deref(), Some("editor"));
+        s.put_member(&ctx(&org.id, 4), &p.id, "bob", "viewer")
+            .await
+            .unwrap();
+        assert_eq!(
+            s.list_projects(&org.id, Some("bob"), 10, 0)
+                .await
+                .unwrap()
+                .items
+                .len(),
+            1
+        );
+        assert_eq!(
+            s.list_projects(&org.id, Some("carol"), 10, 0)
+                .await
+                .unwrap()
+                .items
+                .len(),
+            0
+        );
+        s.put_member(&ctx(&org.id, 5), &p.id, "bob", "editor")
+            .await
+            .unwrap();
+        assert_eq!(
+            s.member_role(&p.id, "bob").await.unwrap().as_deref(),
+            Some("editor")
+        );
     })
     .await;
 }
@@ -144,14 +211,26 @@ async fn keys_are_found_by_hash_until_revoked() {
             hash: format!("hash-{}", org.id),
             org_admin: false,
             instance_admin: false,
-            scope: KeyScope::Predict { deployment_id: "dep_1".into() },
+            scope: KeyScope::Predict {
+                deployment_id: "dep_1".into(),
+            },
         };
         let key = s.create_api_key(&ctx(&org.id, 3), &k).await.unwrap();
         let found = s.find_key_by_hash(&k.hash).await.unwrap().unwrap();
-        assert_eq!(found.scope, KeyScope::Predict { deployment_id: "dep_1".into() }, "{}", b.name);
+        assert_eq!(
+            found.scope,
+            KeyScope::Predict {
+                deployment_id: "dep_1".into()
+            },
+            "{}",
+            b.name
+        );
         s.revoke_api_key(&ctx(&org.id, 4), &key).await.unwrap();
         assert!(s.find_key_by_hash(&k.hash).await.unwrap().is_none());
-        assert_eq!(s.list_api_keys(&org.id, Some("bob")).await.unwrap()[0].revoked_at, Some(4));
+        assert_eq!(
+            s.list_api_keys(&org.id, Some("bob")).await.unwrap()[0].revoked_at,
+            Some(4)
+        );
     })
     .await;
 }
@@ -162,29 +241,85 @@ async fn audit_log_filters_pages_and_refuses_edits() {
         let s = &b.store;
         let (org, p) = org_and_project(s).await;
         for i in 0..5 {
-            s.put_member(&Ctx { org_id: org.id.clone(), actor: format!("actor{}", i % 2), at: 10 + i }, &p.id, &format!("m{i}"), "viewer")
-                .await
-                .unwrap();
+            s.put_member(
+                &Ctx {
+                    org_id: org.id.clone(),
+                    actor: format!("actor{}", i % 2),
+                    at: 10 + i,
+                },
+                &p.id,
+                &format!("m{i}"),
+                "viewer",
+            )
+            .await
+            .unwrap();
         }
-        let all = s.list_audit(&org.id, &AuditFilter::default(), 100, 0).await.unwrap();
-        assert_eq!(all.items.len(), 7, "{}: org.create, project.create and 5 member.add", b.name);
-        let f = AuditFilter { actor: Some("actor1".into()), ..Default::default() };
-        assert_eq!(s.list_audit(&org.id, &f, 100, 0).await.unwrap().items.len(), 2);
-        let f = AuditFilter { since: Some(11), until: Some(13), ..Default::default() };
-        assert_eq!(s.list_audit(&org.id, &f, 100, 0).await.unwrap().items.len(), 2);
-        let f = AuditFilter { resource_id: Some("m3".into()), ..Default::default() };
+        let all = s
+            .list_audit(&org.id, &AuditFilter::default(), 100, 0)
+            .await
+            .unwrap();
+        assert_eq!(
+            all.items.len(),
+            7,
+            "{}: org.create, project.create and 5 member.add",
+            b.name
+        );
+        let f = AuditFilter {
+            actor: Some("actor1".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            s.list_audit(&org.id, &f, 100, 0).await.unwrap().items.len(),
+            2
+        );
+        let f = AuditFilter {
+            since: Some(11),
+            until: Some(13),
+            ..Default::default()
+        };
+        assert_eq!(
+            s.list_audit(&org.id, &f, 100, 0).await.unwrap().items.len(),
+            2
+        );
+        let f = AuditFilter {
+            resource_id: Some("m3".into()),
+            ..Default::default()
+        };
         let one = s.list_audit(&org.id, &f, 100, 0).await.unwrap();
         assert_eq!(one.items[0].after["role"], "viewer");
-        let first = s.list_audit(&org.id, &AuditFilter::default(), 3, 0).await.unwrap();
+        let first = s
+            .list_audit(&org.id, &AuditFilter::default(), 3, 0)
+            .await
+            .unwrap();
         let token = first.next_page_token.clone().unwrap();
         let seq: i64 = token[1..].parse().unwrap();
-        let second = s.list_audit(&org.id, &AuditFilter::default(), 3, seq).await.unwrap();
+        let second = s
+            .list_audit(&org.id, &AuditFilter::default(), 3, seq)
+            .await
+            .unwrap();
         assert_eq!(second.items.len(), 3);
         assert!(second.items[0].seq > first.items[2].seq);
         // The database itself refuses to change history.
-        assert!(s.debug_execute("UPDATE audit_log SET actor = 'mallory'").await.is_err(), "{}", b.name);
-        assert!(s.debug_execute("DELETE FROM audit_log").await.is_err(), "{}", b.name);
-        assert_eq!(s.list_audit(&org.id, &AuditFilter::default(), 100, 0).await.unwrap().items.len(), 7);
+        assert!(
+            s.debug_execute("UPDATE audit_log SET actor = 'mallory'")
+                .await
+                .is_err(),
+            "{}",
+            b.name
+        );
+        assert!(
+            s.debug_execute("DELETE FROM audit_log").await.is_err(),
+            "{}",
+            b.name
+        );
+        assert_eq!(
+            s.list_audit(&org.id, &AuditFilter::default(), 100, 0)
+                .await
+                .unwrap()
+                .items
+                .len(),
+            7
+        );
     })
     .await;
 }
@@ -205,14 +340,43 @@ async fn dataset_and_model_versions_count_up_per_name() {
             columns: json!([]),
             source: json!({}),
         };
-        let (d1, v1) = s.create_dataset_version(&c, &p.id, "churn", "", &v("dsv_a")).await.unwrap();
-        let (d2, v2) = s.create_dataset_version(&c, &p.id, "churn", "", &v("dsv_b")).await.unwrap();
-        assert_eq!((d1.id == d2.id, v1.version, v2.version), (true, 1, 2), "{}", b.name);
-        s.finish_dataset_profile(&c, "dsv_a", "ready", Some(&json!({"columns": []})), None).await.unwrap();
-        assert_eq!(s.get_dataset_version(&org.id, "dsv_a").await.unwrap().unwrap().status, "ready");
-        let m1 = s.create_model(&c, &new_model(&p.id, "churn")).await.unwrap();
-        let m2 = s.create_model(&c, &new_model(&p.id, "churn")).await.unwrap();
-        let other = s.create_model(&c, &new_model(&p.id, "fraud")).await.unwrap();
+        let (d1, v1) = s
+            .create_dataset_version(&c, &p.id, "churn", "", &v("dsv_a"))
+            .await
+            .unwrap();
+        let (d2, v2) = s
+            .create_dataset_version(&c, &p.id, "churn", "", &v("dsv_b"))
+            .await
+            .unwrap();
+        assert_eq!(
+            (d1.id == d2.id, v1.version, v2.version),
+            (true, 1, 2),
+            "{}",
+            b.name
+        );
+        s.finish_dataset_profile(&c, "dsv_a", "ready", Some(&json!({"columns": []})), None)
+            .await
+            .unwrap();
+        assert_eq!(
+            s.get_dataset_version(&org.id, "dsv_a")
+                .await
+                .unwrap()
+                .unwrap()
+                .status,
+            "ready"
+        );
+        let m1 = s
+            .create_model(&c, &new_model(&p.id, "churn"))
+            .await
+            .unwrap();
+        let m2 = s
+            .create_model(&c, &new_model(&p.id, "churn"))
+            .await
+            .unwrap();
+        let other = s
+            .create_model(&c, &new_model(&p.id, "fraud"))
+            .await
+            .unwrap();
         assert_eq!((m1.version, m2.version, other.version), (1, 2, 1));
         assert_eq!(m1.status, "candidate");
         assert_eq!(m1.lineage["dataset_version_id"], "dsv_1");
@@ -226,19 +390,39 @@ async fn lifecycle_keeps_one_production_version_and_records_every_move() {
         let s = &b.store;
         let (org, p) = org_and_project(s).await;
         let c = ctx(&org.id, 5);
-        let a = s.create_model(&c, &new_model(&p.id, "churn")).await.unwrap();
-        let bm = s.create_model(&c, &new_model(&p.id, "churn")).await.unwrap();
-        assert!(matches!(s.transition_model(&c, &a.id, ModelStatus::Production, "").await, Err(Error::Conflict(_))));
+        let a = s
+            .create_model(&c, &new_model(&p.id, "churn"))
+            .await
+            .unwrap();
+        let bm = s
+            .create_model(&c, &new_model(&p.id, "churn"))
+            .await
+            .unwrap();
+        assert!(matches!(
+            s.transition_model(&c, &a.id, ModelStatus::Production, "")
+                .await,
+            Err(Error::Conflict(_))
+        ));
         for m in [&a, &bm] {
-            s.transition_model(&ctx(&org.id, 6), &m.id, ModelStatus::Staging, "review").await.unwrap();
+            s.transition_model(&ctx(&org.id, 6), &m.id, ModelStatus::Staging, "review")
+                .await
+                .unwrap();
         }
-        s.transition_model(&ctx(&org.id, 7), &a.id, ModelStatus::Production, "first").await.unwrap();
-        let after = s.transition_model(&ctx(&org.id, 9), &bm.id, ModelStatus::Production, "better").await.unwrap();
+        s.transition_model(&ctx(&org.id, 7), &a.id, ModelStatus::Production, "first")
+            .await
+            .unwrap();
+        let after = s
+            .transition_model(&ctx(&org.id, 9), &bm.id, ModelStatus::Production, "better")
+            .await
+            .unwrap();
         assert_eq!(after.status, "production", "{}", b.name);
         let a_now = s.get_model(&org.id, &a.id).await.unwrap().unwrap();
         assert_eq!(a_now.status, "archived");
         let t = s.list_model_transitions(&a.id).await.unwrap();
-        let moves: Vec<(Option<String>, String)> = t.iter().map(|t| (t.from_status.clone(), t.to_status.clone())).collect();
+        let moves: Vec<(Option<String>, String)> = t
+            .iter()
+            .map(|t| (t.from_status.clone(), t.to_status.clone()))
+            .collect();
         assert_eq!(
             moves,
             vec![
@@ -250,8 +434,14 @@ async fn lifecycle_keeps_one_production_version_and_records_every_move() {
         );
         assert_eq!(t[3].reason, format!("replaced in production by {}", bm.id));
         assert_eq!(t[3].at, 9);
-        let f = ModelFilter { status: Some("production".into()), ..Default::default() };
-        assert_eq!(s.list_models(&p.id, &f, 10, 0).await.unwrap().items.len(), 1);
+        let f = ModelFilter {
+            status: Some("production".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            s.list_models(&p.id, &f, 10, 0).await.unwrap().items.len(),
+            1
+        );
     })
     .await;
 }
@@ -263,7 +453,12 @@ async fn concurrent_claimers_never_get_the_same_job() {
         let (org, p) = org_and_project(&s).await;
         let mut ids = Vec::new();
         for _ in 0..40 {
-            ids.push(s.enqueue_job(&ctx(&org.id, 10), &new_job(&p.id, 10)).await.unwrap().id);
+            ids.push(
+                s.enqueue_job(&ctx(&org.id, 10), &new_job(&p.id, 10))
+                    .await
+                    .unwrap()
+                    .id,
+            );
         }
         let mut tasks = Vec::new();
         for w in 0..4 {
@@ -272,7 +467,10 @@ async fn concurrent_claimers_never_get_the_same_job() {
                 let mut got = Vec::new();
                 while let Some(j) = s.claim_job(&format!("w{w}"), 20, 30_000).await.unwrap() {
                     got.push(j.id.clone());
-                    assert!(s.finish_job_succeeded(&j.id, &format!("w{w}"), 21, &json!({})).await.unwrap());
+                    assert!(s
+                        .finish_job_succeeded(&j.id, &format!("w{w}"), 21, &json!({}))
+                        .await
+                        .unwrap());
                 }
                 got
             }));
@@ -296,20 +494,41 @@ async fn jobs_of_a_dead_worker_are_recovered_then_fail_after_their_attempts() {
     each(|b| async move {
         let s = &b.store;
         let (org, p) = org_and_project(s).await;
-        let j = s.enqueue_job(&ctx(&org.id, 0), &new_job(&p.id, 0)).await.unwrap();
+        let j = s
+            .enqueue_job(&ctx(&org.id, 0), &new_job(&p.id, 0))
+            .await
+            .unwrap();
         assert!(s.claim_job("dead", 0, 100).await.unwrap().is_some());
-        assert!(s.claim_job("other", 50, 150).await.unwrap().is_none(), "{}: leased", b.name);
+        assert!(
+            s.claim_job("other", 50, 150).await.unwrap().is_none(),
+            "{}: leased",
+            b.name
+        );
         assert_eq!(s.recover_expired_jobs(50).await.unwrap(), 0);
         assert_eq!(s.recover_expired_jobs(101).await.unwrap(), 1);
         let again = s.claim_job("other", 102, 200).await.unwrap().unwrap();
         assert_eq!(again.attempts, 2);
         // The dead worker wakes up: it no longer holds the lease and cannot finish the job.
-        assert!(!s.finish_job_succeeded(&j.id, "dead", 103, &json!({})).await.unwrap());
-        assert_eq!(s.heartbeat_job(&j.id, "dead", 103, 300, 0.5, "").await.unwrap(), jobs::Heartbeat::LeaseLost);
+        assert!(!s
+            .finish_job_succeeded(&j.id, "dead", 103, &json!({}))
+            .await
+            .unwrap());
+        assert_eq!(
+            s.heartbeat_job(&j.id, "dead", 103, 300, 0.5, "")
+                .await
+                .unwrap(),
+            jobs::Heartbeat::LeaseLost
+        );
         assert_eq!(s.recover_expired_jobs(201).await.unwrap(), 1);
         let failed = s.get_job(&org.id, &j.id).await.unwrap().unwrap();
         assert_eq!(failed.status, "failed", "{}: no attempts left", b.name);
-        let outcomes: Vec<Option<String>> = s.list_job_attempts(&j.id).await.unwrap().into_iter().map(|a| a.outcome).collect();
+        let outcomes: Vec<Option<String>> = s
+            .list_job_attempts(&j.id)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|a| a.outcome)
+            .collect();
         assert_eq!(outcomes, vec![Some("lost".into()), Some("lost".into())]);
     })
     .await;
@@ -320,20 +539,52 @@ async fn retries_wait_for_their_time_and_cancellation_reaches_running_jobs() {
     each(|b| async move {
         let s = &b.store;
         let (org, p) = org_and_project(s).await;
-        let j = s.enqueue_job(&ctx(&org.id, 0), &new_job(&p.id, 0)).await.unwrap();
+        let j = s
+            .enqueue_job(&ctx(&org.id, 0), &new_job(&p.id, 0))
+            .await
+            .unwrap();
         s.claim_job("w", 0, 1000).await.unwrap().unwrap();
-        assert_eq!(s.heartbeat_job(&j.id, "w", 1, 1000, 0.4, "half").await.unwrap(), jobs::Heartbeat::Continue);
-        assert!(s.finish_job_failed(&j.id, "w", 2, "flaky", Some(2002)).await.unwrap());
-        assert!(s.claim_job("w", 2001, 3000).await.unwrap().is_none(), "{}: not before retry time", b.name);
+        assert_eq!(
+            s.heartbeat_job(&j.id, "w", 1, 1000, 0.4, "half")
+                .await
+                .unwrap(),
+            jobs::Heartbeat::Continue
+        );
+        assert!(s
+            .finish_job_failed(&j.id, "w", 2, "flaky", Some(2002))
+            .await
+            .unwrap());
+        assert!(
+            s.claim_job("w", 2001, 3000).await.unwrap().is_none(),
+            "{}: not before retry time",
+            b.name
+        );
         let j2 = s.claim_job("w", 2002, 3000).await.unwrap().unwrap();
         assert_eq!(j2.error.as_deref(), Some("flaky"));
         s.cancel_job(&ctx(&org.id, 2003), &j.id).await.unwrap();
-        assert_eq!(s.heartbeat_job(&j.id, "w", 2004, 4000, 0.5, "").await.unwrap(), jobs::Heartbeat::CancelRequested);
+        assert_eq!(
+            s.heartbeat_job(&j.id, "w", 2004, 4000, 0.5, "")
+                .await
+                .unwrap(),
+            jobs::Heartbeat::CancelRequested
+        );
         assert!(s.finish_job_cancelled(&j.id, "w", 2005).await.unwrap());
-        assert_eq!(s.get_job(&org.id, &j.id).await.unwrap().unwrap().status, "cancelled");
-        let q = s.enqueue_job(&ctx(&org.id, 0), &new_job(&p.id, 5000)).await.unwrap();
-        assert_eq!(s.cancel_job(&ctx(&org.id, 1), &q.id).await.unwrap().status, "cancelled");
-        assert!(matches!(s.cancel_job(&ctx(&org.id, 1), &q.id).await, Err(Error::Conflict(_))));
+        assert_eq!(
+            s.get_job(&org.id, &j.id).await.unwrap().unwrap().status,
+            "cancelled"
+        );
+        let q = s
+            .enqueue_job(&ctx(&org.id, 0), &new_job(&p.id, 5000))
+            .await
+            .unwrap();
+        assert_eq!(
+            s.cancel_job(&ctx(&org.id, 1), &q.id).await.unwrap().status,
+            "cancelled"
+        );
+        assert!(matches!(
+            s.cancel_job(&ctx(&org.id, 1), &q.id).await,
+            Err(Error::Conflict(_))
+        ));
     })
     .await;
 }
@@ -343,7 +594,11 @@ async fn controller_leases_have_one_holder_until_they_expire() {
     each(|b| async move {
         let s = &b.store;
         assert!(s.acquire_lease("scheduler", "a", 0, 100).await.unwrap());
-        assert!(!s.acquire_lease("scheduler", "b", 50, 150).await.unwrap(), "{}", b.name);
+        assert!(
+            !s.acquire_lease("scheduler", "b", 50, 150).await.unwrap(),
+            "{}",
+            b.name
+        );
         assert!(s.acquire_lease("scheduler", "a", 60, 160).await.unwrap());
         assert!(s.acquire_lease("scheduler", "b", 161, 260).await.unwrap());
     })
@@ -354,17 +609,35 @@ async fn controller_leases_have_one_holder_until_they_expire() {
 async fn idempotent_responses_and_settings_are_kept_once() {
     each(|b| async move {
         let s = &b.store;
-        let r = StoredResponse { method: "POST".into(), path: "/x".into(), status: 201, body: "{}".into() };
-        s.save_idempotent_response("key_1", "k", &r, 1).await.unwrap();
-        let other = StoredResponse { status: 500, ..r.clone() };
-        s.save_idempotent_response("key_1", "k", &other, 2).await.unwrap();
-        assert_eq!(s.idempotent_response("key_1", "k").await.unwrap(), Some(r), "{}", b.name);
+        let r = StoredResponse {
+            method: "POST".into(),
+            path: "/x".into(),
+            status: 201,
+            body: "{}".into(),
+        };
+        s.save_idempotent_response("key_1", "k", &r, 1)
+            .await
+            .unwrap();
+        let other = StoredResponse {
+            status: 500,
+            ..r.clone()
+        };
+        s.save_idempotent_response("key_1", "k", &other, 2)
+            .await
+            .unwrap();
+        assert_eq!(
+            s.idempotent_response("key_1", "k").await.unwrap(),
+            Some(r),
+            "{}",
+            b.name
+        );
         assert!(s.idempotent_response("key_2", "k").await.unwrap().is_none());
         assert!(s.set_setting_once("bootstrap", "a").await.unwrap());
         assert!(!s.set_setting_once("bootstrap", "b").await.unwrap());
-        assert_eq!(s.get_setting("bootstrap").await.unwrap().as_deref(), Some("a"));
+        assert_eq!(
+            s.get_setting("bootstrap").await.unwrap().as_deref(),
+            Some("a")
+        );
     })
     .await;
 }
-
-

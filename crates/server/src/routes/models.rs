@@ -130,9 +130,18 @@ async fn register(
     State(state): State<AppState>,
     p: Principal,
     Path(project_id): Path<String>,
-    mut multipart: Multipart,
+    req: axum::extract::Request,
 ) -> ApiResult<(StatusCode, axum::Json<ModelView>)> {
     p.authorize(&state, &project_id, Action::Write).await?;
+    // Read the body only once the caller is known to be allowed here.
+    let mut multipart =
+        <Multipart as axum::extract::FromRequest<AppState>>::from_request(req, &state)
+            .await
+            .map_err(|e| {
+                ApiError::bad_request(format!(
+                    "send multipart/form-data with `metadata` and `file` parts: {e}"
+                ))
+            })?;
     let mut meta: Option<RegisterModel> = None;
     let mut upload = None;
     while let Some(field) = multipart

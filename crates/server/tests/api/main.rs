@@ -1,0 +1,7 @@
+//! API tests against a real server on a random port.
+
+mod conventions;
+mod datasets;
+mod helpers;
+mod registry;
+mod tenancy;
