@@ -117,7 +117,6 @@ pub fn run(args: ServeArgs) -> ExitCode {
             }
         };
         let mut out = std::io::stdout().lock();
-        let _ = writeln!(out, "CorePlexML listening on {}", app.url());
         if let Some(key) = &app.admin_key {
             let _ = writeln!(
                 out,
@@ -125,6 +124,8 @@ pub fn run(args: ServeArgs) -> ExitCode {
                 data_dir.join("admin.key").display()
             );
         }
+        // Last line of the start-up banner: scripts wait for it.
+        let _ = writeln!(out, "CorePlexML listening on {}", app.url());
         let _ = out.flush();
         drop(out);
         app.run_until_stopped().await;
