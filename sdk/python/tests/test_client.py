@@ -194,3 +194,57 @@ def test_objects_give_attribute_access_and_plain_dicts():
     assert obj.lineage.hyperparameters.C == 1
     assert obj == {"id": "model_1", "lineage": {"hyperparameters": {"C": 1}}, "tags": {}, "items": [{"a": 1}]}
     assert "model_1" in repr(obj)
+
+
+def test_waiting_for_a_failed_job_raises_job_failed(fake):
+    job = {"id": "job_1", "kind": "dataset.profile", "status": "running", "error": None, "message": ""}
+    failed = dict(job, status="failed", error="disk full")
+    srv = fake((200, job), (200, failed))
+    with pytest.raises(coreplexml.JobFailedError) as info:
+        client_for(srv).jobs.wait("job_1", timeout=10, poll_interval=0.001)
+    assert "disk full" in info.value.message
+    assert info.value.job.status == "failed"
+
+
+def test_waiting_too_long_raises_timeout(fake):
+    job = {"id": "job_1", "kind": "dataset.profile", "status": "running"}
+    srv = fake(*[(200, job)] * 200)
+    with pytest.raises(coreplexml.TimeoutError) as info:
+        client_for(srv).jobs.wait("job_1", timeout=0.05, poll_interval=0.01)
+    assert isinstance(info.value, TimeoutError)  # also the built-in
+    assert "job_1" in info.value.message
+
+
+def test_a_failed_profile_is_raised_by_upload(fake, tmp_path):
+    csv = tmp_path / "d.csv"
+    csv.write_bytes(b"a\n1\n")
+    version = {"id": "dsv_1", "status": "profiling", "error": None}
+    srv = fake((201, version), (200, dict(version, status="failed", error="profile crashed")))
+    with pytest.raises(coreplexml.JobFailedError) as info:
+        client_for(srv).datasets.upload("proj_1", csv, "d")
+    assert "profile crashed" in info.value.message
+    method, path, headers, body = srv.requests[0]
+    assert (method, headers["Content-Type"], body) == ("POST", "text/csv", b"a\n1\n")
+    assert path.startswith("/api/v1/projects/proj_1/datasets?") and "name=d" in path
+
+
+def test_register_sends_metadata_and_file_as_multipart(fake, tmp_path):
+    onnx = tmp_path / "m.onnx"
+    onnx.write_bytes(b"\x08\x07fake-onnx")
+    srv = fake((201, {"id": "model_1", "version": 1}))
+    client_for(srv).models.register(
+        "proj_1", "churn", onnx, "regression", tags={"n": 1}, hyperparameters={"depth": 3},
+        feature_names=["a"],
+    )
+    _, path, headers, body = srv.requests[0]
+    assert path == "/api/v1/projects/proj_1/models"
+    boundary = headers["Content-Type"].split("boundary=")[1]
+    parts = body.split(f"--{boundary}".encode())
+    meta = json.loads(parts[1].split(b"\r\n\r\n", 1)[1].rsplit(b"\r\n", 1)[0])
+    assert meta == {
+        "name": "churn", "task": "regression", "tags": {"n": "1"}, "feature_names": ["a"],
+        "lineage": {"experiment": {}, "hyperparameters": {"depth": 3}},
+    }
+    assert b'name="file"; filename="m.onnx"' in parts[2]
+    assert parts[2].endswith(b"\r\n\r\n\x08\x07fake-onnx\r\n")
+    assert int(headers["Content-Length"]) == len(body)

@@ -91,3 +91,35 @@ def test_upload_of_a_missing_file_fails_before_any_request(admin, project, tmp_p
 def test_unknown_dataset_version_is_not_found(admin):
     with pytest.raises(NotFoundError):
         admin.datasets.get_version("dsv_doesnotexist")
+
+
+class _Unseekable(io.RawIOBase):
+    """A stream of unknown length (like a pipe): sent chunked, never rewound."""
+
+    def __init__(self, data: bytes):
+        self._data = io.BytesIO(data)
+
+    def readable(self):
+        return True
+
+    def seekable(self):
+        return False
+
+    def readinto(self, buf):
+        chunk = self._data.read(len(buf))
+        buf[: len(chunk)] = chunk
+        return len(chunk)
+
+
+def test_upload_from_a_stream_of_unknown_length(admin, project, fixtures_dir):
+    data = (fixtures_dir / "churn.csv").read_bytes()
+    version = admin.datasets.upload(project.id, _Unseekable(data), "piped")
+    assert version.row_count == 600
+    assert version.size_bytes == len(data)
+
+
+def test_upload_from_an_open_file_leaves_it_open(admin, project, fixtures_dir):
+    with open(fixtures_dir / "churn.csv", "rb") as f:
+        version = admin.datasets.upload(project.id, f, "from-file")
+        assert not f.closed
+    assert version.row_count == 600

@@ -130,3 +130,26 @@ def test_list_filters_by_name_and_status(admin, project, register_logreg):
 def test_unknown_model_is_not_found(admin):
     with pytest.raises(NotFoundError):
         admin.models.get("model_doesnotexist")
+
+
+@pytest.mark.parametrize(
+    "lineage, field",
+    [
+        ({"dataset_version_id": "dsv_doesnotexist"}, "lineage.dataset_version_id"),
+        ({"parent_model_id": "model_doesnotexist"}, "lineage.parent_model_id"),
+    ],
+)
+def test_lineage_must_point_at_things_in_the_project(register_logreg, lineage, field):
+    with pytest.raises(ValidationError) as info:
+        register_logreg("churn", **lineage)
+    assert info.value.details.get("field") == field
+    assert field in info.value.message
+
+
+def test_wrong_task_for_the_graph_is_a_validation_error(admin, project, fixtures_dir):
+    with pytest.raises(ValidationError) as info:
+        admin.models.register(
+            project.id, "reg", fixtures_dir / "regressor.onnx", "binary_classification",
+            feature_names=["x0", "x1", "x2"],
+        )
+    assert info.value.details.get("field") == "task"

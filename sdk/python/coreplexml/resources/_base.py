@@ -161,7 +161,14 @@ class Resource:
             token = page.next_page_token
 
     # --- files -------------------------------------------------------------------------------
-    def _download(self, path: str, dest: PathLike, *, expected_sha256: Optional[str] = None) -> Path:
+    def _download(
+        self,
+        path: str,
+        dest: PathLike,
+        *,
+        default_name: Optional[str] = None,
+        expected_sha256: Optional[str] = None,
+    ) -> Path:
         """Streams a file answer to ``dest`` (a file path, or a folder to keep the server's filename).
 
         The file appears only when complete (written beside it, then renamed). With
@@ -171,7 +178,11 @@ class Resource:
         target = Path(dest)
         try:
             if target.is_dir():
-                name = _filename_from(resp.headers.get("Content-Disposition")) or Path(path).name
+                name = (
+                    _filename_from(resp.headers.get("Content-Disposition"))
+                    or default_name
+                    or Path(path).name
+                )
                 target = target / name
             target.parent.mkdir(parents=True, exist_ok=True)
             tmp = target.with_name(target.name + ".part")

@@ -114,7 +114,10 @@ class DatasetsResource(Resource):
 
     def download(self, version_id: str, path: PathLike) -> Path:
         """Streams the version's file, byte for byte as uploaded, to ``path`` (a file or a folder)."""
-        return self._download(f"/dataset-versions/{seg(version_id)}/download", path)
+        version_id = id_of(version_id)
+        return self._download(
+            f"/dataset-versions/{seg(version_id)}/download", path, default_name=f"{version_id}.csv"
+        )
 
 
 def _body_factory(source: Union[PathLike, IO[bytes]]) -> "tuple[Callable[[], Any], bool]":
@@ -139,6 +142,10 @@ def _body_factory(source: Union[PathLike, IO[bytes]]) -> "tuple[Callable[[], Any
 
             def read(self, n: int = -1) -> bytes:
                 return fobj.read(n)  # type: ignore[union-attr]
+
+            def __bool__(self) -> bool:
+                # requests replaces a falsy body with nothing; an unknown length (0) must not do that.
+                return True
 
             def __len__(self) -> int:
                 # Known length: sent with Content-Length; unknown (0): sent chunked.
