@@ -10,7 +10,6 @@ import shutil
 import subprocess
 import tempfile
 import threading
-import time
 import uuid
 from pathlib import Path
 from typing import Iterator, List, Optional
@@ -138,6 +137,13 @@ def admin(server: Server) -> Iterator[CorePlexClient]:
         yield c
 
 
+@pytest.fixture(scope="session")
+def admin_subject(server: Server, admin: CorePlexClient) -> str:
+    """The subject the bootstrap admin key acts as (what the audit log and transitions name)."""
+    (key,) = [k for k in admin.keys.list() if server.admin_key.startswith(k.prefix)]
+    return key.subject
+
+
 def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:10]}"
 
@@ -168,13 +174,3 @@ def register_logreg(admin: CorePlexClient, project):
         )
 
     return register
-
-
-def wait_until(predicate, timeout: float = 10.0, interval: float = 0.05):
-    """Polls `predicate` until it returns something truthy (for work the server does in the background)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(interval)

@@ -4,7 +4,7 @@ import io
 
 import pytest
 
-from coreplexml import NotFoundError, ValidationError
+from coreplexml import ConflictError, NotFoundError, ValidationError
 
 
 def test_upload_profiles_the_churn_csv(admin, project, fixtures_dir):
@@ -123,3 +123,12 @@ def test_upload_from_an_open_file_leaves_it_open(admin, project, fixtures_dir):
         version = admin.datasets.upload(project.id, f, "from-file")
         assert not f.closed
     assert version.row_count == 600
+
+
+def test_a_finished_job_cannot_be_cancelled(admin, project, fixtures_dir):
+    version = admin.datasets.upload(project.id, fixtures_dir / "churn.csv", "churn")
+    job = admin.jobs.get(version.profile_job_id)
+    assert job.done and job.wait().status == "succeeded"
+    with pytest.raises(ConflictError) as info:
+        job.cancel()
+    assert "succeeded" in info.value.message
