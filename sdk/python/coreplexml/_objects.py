@@ -94,7 +94,14 @@ class APIObject:
             return f"{type(self).__name__}({inner})"
         return f"{type(self).__name__}({', '.join(shown)})"
 
+    def __copy__(self) -> "APIObject":
+        return type(self)(self._data, self._client)
+
+    def __deepcopy__(self, memo: Dict[int, Any]) -> "APIObject":
+        return type(self)(copy.deepcopy(self._data, memo), self._client)
+
     def __getstate__(self) -> Dict[str, Any]:
+        # The client (a live session) is not pickled; an unpickled object is plain data.
         return {"data": self._data}
 
     def __setstate__(self, state: Dict[str, Any]) -> None:
