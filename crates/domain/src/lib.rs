@@ -10,6 +10,7 @@ pub mod error;
 pub mod ids;
 pub mod job;
 pub mod registry;
+pub mod rollout;
 pub mod tenancy;
 
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};

@@ -60,9 +60,14 @@ impl FromRequestParts<AppState> for Principal {
         let secret = bearer(parts).ok_or_else(|| {
             ApiError::unauthorized("missing API key: send `Authorization: Bearer <key>`")
         })?;
+        let hash = hash_key(secret);
+        if let Some(p) = state.auth.principal(&hash) {
+            parts.extensions.insert(p.clone());
+            return Ok(p);
+        }
         let key = state
             .store
-            .find_key_by_hash(&hash_key(secret))
+            .find_key_by_hash(&hash)
             .await?
             .ok_or_else(|| ApiError::unauthorized("the API key is unknown or revoked"))?;
         let p = Principal {
@@ -73,6 +78,7 @@ impl FromRequestParts<AppState> for Principal {
             instance_admin: key.instance_admin,
             scope: key.scope,
         };
+        state.auth.put_principal(hash, p.clone());
         parts.extensions.insert(p.clone());
         Ok(p)
     }
@@ -143,6 +149,92 @@ impl Principal {
         let (project, role) = self.role_in(state, project_id).await?;
         if role.allows(action) {
             Ok(project)
+        } else {
+            Err(ApiError::forbidden(format!(
+                "your role in this project is `{}`; this needs `{}`",
+                role.as_str(),
+                action.minimum_role().as_str()
+            )))
+        }
+    }
+}
+
+/// How long a looked-up key or project role is reused without asking the database again. Revoking a
+/// key or changing a member clears this server's entries at once; other servers sharing the database
+/// see the change within this time.
+const AUTH_TTL: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Keys and roles seen recently, so the prediction path does not query the database per request.
+#[derive(Default)]
+pub struct AuthCache {
+    keys: std::sync::Mutex<std::collections::HashMap<String, (Principal, std::time::Instant)>>,
+    roles:
+        std::sync::Mutex<std::collections::HashMap<(String, String), (Role, std::time::Instant)>>,
+}
+
+impl AuthCache {
+    pub fn principal(&self, hash: &str) -> Option<Principal> {
+        let m = self.keys.lock().ok()?;
+        m.get(hash)
+            .filter(|(_, t)| t.elapsed() < AUTH_TTL)
+            .map(|(p, _)| p.clone())
+    }
+
+    pub fn put_principal(&self, hash: String, p: Principal) {
+        if let Ok(mut m) = self.keys.lock() {
+            if m.len() > 100_000 {
+                m.clear();
+            }
+            m.insert(hash, (p, std::time::Instant::now()));
+        }
+    }
+
+    /// Forgets everything cached about a key (after it is revoked).
+    pub fn forget_key(&self, key_id: &str) {
+        if let Ok(mut m) = self.keys.lock() {
+            m.retain(|_, (p, _)| p.key_id != key_id);
+        }
+        if let Ok(mut m) = self.roles.lock() {
+            m.retain(|(k, _), _| k != key_id);
+        }
+    }
+
+    /// Forgets all cached roles (after a membership change).
+    pub fn forget_roles(&self) {
+        if let Ok(mut m) = self.roles.lock() {
+            m.clear();
+        }
+    }
+
+    /// [`Principal::authorize`] with the role cached per key and project.
+    pub async fn authorize_cached(
+        &self,
+        state: &AppState,
+        p: &Principal,
+        project_id: &str,
+        action: Action,
+    ) -> ApiResult<()> {
+        let key = (p.key_id.clone(), project_id.to_string());
+        let cached = self.roles.lock().ok().and_then(|m| {
+            m.get(&key)
+                .filter(|(_, t)| t.elapsed() < AUTH_TTL)
+                .map(|(r, _)| *r)
+        });
+        let role = match cached {
+            Some(r) => r,
+            None => {
+                let (_, r) = p.role_in(state, project_id).await?;
+                if let Ok(mut m) = self.roles.lock() {
+                    if m.len() > 100_000 {
+                        m.clear();
+                    }
+                    m.insert(key, (r, std::time::Instant::now()));
+                }
+                r
+            }
+        };
+        if role.allows(action) {
+            Ok(())
         } else {
             Err(ApiError::forbidden(format!(
                 "your role in this project is `{}`; this needs `{}`",

@@ -170,6 +170,9 @@ impl Application {
         for t in self.background {
             let _ = t.await;
         }
+        // Nothing logged is lost on shutdown.
+        self.state.shadow.drain().await;
+        self.state.log.flush().await;
     }
 
     /// Runs until Ctrl-C or SIGTERM, then stops gracefully.

@@ -1,7 +1,9 @@
 //! What every handler and background worker shares: the store, the artifact store, the clock and the
 //! cache of loaded models.
 
+use crate::auth::AuthCache;
 use crate::config::Config;
+use crate::serving::{PredictionLog, ServingMetrics, ServingTable, ShadowMirror};
 use coreplex_domain::Clock;
 use coreplex_runtime::LoadedModel;
 use coreplex_store::{ArtifactStore, Ctx, Store};
@@ -20,6 +22,12 @@ pub struct Inner {
     pub worker_id: String,
     /// Models loaded into ONNX Runtime, by model id. Loaded once, shared by all requests.
     pub models: RwLock<HashMap<String, Arc<LoadedModel>>>,
+    /// Deployments being served, with their traffic split.
+    pub serving: ServingTable,
+    pub log: PredictionLog,
+    pub shadow: ShadowMirror,
+    pub serving_metrics: ServingMetrics,
+    pub auth: AuthCache,
 }
 
 impl std::ops::Deref for AppState {
@@ -37,6 +45,10 @@ impl AppState {
         config: Config,
         worker_id: String,
     ) -> Self {
+        // Builds the shared state and starts the prediction log writer and the shadow mirror
+        // (inside a tokio runtime).
+        let (log, _writer) = PredictionLog::start(store.clone());
+        let (shadow, _mirror) = ShadowMirror::start(log.clone());
         AppState(Arc::new(Inner {
             store,
             artifacts,
@@ -44,6 +56,11 @@ impl AppState {
             config,
             worker_id,
             models: RwLock::new(HashMap::new()),
+            serving: ServingTable::default(),
+            log,
+            shadow,
+            serving_metrics: ServingMetrics::default(),
+            auth: AuthCache::default(),
         }))
     }
 

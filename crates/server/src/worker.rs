@@ -204,7 +204,9 @@ pub fn spawn(
             }
         })
     };
+    let shutdown_refresh = shutdown.clone();
     let scheduler = {
+        let state = state.clone();
         let mut shutdown = shutdown;
         tokio::spawn(async move {
             loop {
@@ -221,5 +223,21 @@ pub fn spawn(
             }
         })
     };
-    vec![worker, scheduler]
+    let refresher = {
+        let state = state.clone();
+        let mut shutdown = shutdown_refresh;
+        tokio::spawn(async move {
+            loop {
+                if *shutdown.borrow() {
+                    break;
+                }
+                crate::serving::refresh_all(&state).await;
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    _ = shutdown.changed() => {}
+                }
+            }
+        })
+    };
+    vec![worker, scheduler, refresher]
 }

@@ -17,12 +17,14 @@
 pub mod artifacts;
 mod audit;
 mod datasets;
+mod deployments;
 pub mod jobs;
 mod models;
 mod records;
 mod tenancy;
 
 pub use artifacts::ArtifactStore;
+pub use deployments::*;
 pub use records::*;
 
 use sqlx::any::{AnyPoolOptions, AnyRow};

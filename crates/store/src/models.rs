@@ -156,6 +156,17 @@ impl Store {
         Ok(rec)
     }
 
+    /// A model by id in any organization, for the serving path (the caller is already authorised).
+    pub async fn get_model_any(&self, id: &str) -> Result<Option<Model>> {
+        let row = sqlx::query("SELECT * FROM models WHERE id = $1")
+            .bind(id)
+            .fetch_all(&self.pool)
+            .await?
+            .into_iter()
+            .next();
+        row.as_ref().map(model).transpose()
+    }
+
     pub async fn get_model(&self, org_id: &str, id: &str) -> Result<Option<Model>> {
         let row = sqlx::query(
             "SELECT m.* FROM models m JOIN projects p ON p.id = m.project_id WHERE m.id = $1 AND p.org_id = $2",

@@ -247,6 +247,17 @@ impl Store {
         Ok(after)
     }
 
+    /// The organization a project belongs to.
+    pub async fn org_of_project(&self, project_id: &str) -> Result<Option<String>> {
+        let row = sqlx::query("SELECT org_id FROM projects WHERE id = $1")
+            .bind(project_id)
+            .fetch_all(&self.pool)
+            .await?
+            .into_iter()
+            .next();
+        Ok(row.map(|r| r.get("org_id")))
+    }
+
     pub async fn member_role(&self, project_id: &str, subject: &str) -> Result<Option<String>> {
         let row = sqlx::query("SELECT role FROM members WHERE project_id = $1 AND subject = $2")
             .bind(project_id)

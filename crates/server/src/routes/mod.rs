@@ -3,6 +3,7 @@
 
 pub mod audit;
 pub mod datasets;
+pub mod deployments;
 pub mod health;
 pub mod jobs;
 pub mod models;
@@ -37,6 +38,7 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(audit::router())
         .merge(datasets::router())
         .merge(models::router())
+        .merge(deployments::router())
         .merge(jobs::router())
 }
 

@@ -263,5 +263,6 @@ async fn revoke_key(
         )));
     }
     let after = state.store.revoke_api_key(&p.ctx(&state), &key).await?;
+    state.auth.forget_key(&after.id);
     Ok(axum::Json(after.into()))
 }

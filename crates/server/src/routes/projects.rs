@@ -216,5 +216,6 @@ async fn remove_member(
             coreplex_store::Error::NotFound(_) => ApiError::not_found(format!("member {subject}")),
             other => other.into(),
         })?;
+    state.auth.forget_roles();
     Ok(StatusCode::NO_CONTENT)
 }

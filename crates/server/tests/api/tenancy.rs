@@ -19,6 +19,7 @@ enum Need {
 }
 
 struct Ids {
+    dep: String,
     p: String,
     ds: String,
     dsv: String,
@@ -29,6 +30,7 @@ struct Ids {
 
 fn routes(ids: &Ids) -> Vec<(Method, String, &'static str, Need, Option<Value>)> {
     let Ids {
+        dep,
         p,
         ds,
         dsv,
@@ -255,7 +257,109 @@ fn routes(ids: &Ids) -> Vec<(Method, String, &'static str, Need, Option<Value>)>
             Viewer,
             None,
         ),
+        (
+            Method::POST,
+            format!("/api/v1/projects/{p}/deployments"),
+            "/api/v1/projects/{project_id}/deployments",
+            Editor,
+            Some(json!({"name": "churn-endpoint", "model_id": model})),
+        ),
+        (
+            Method::GET,
+            format!("/api/v1/projects/{p}/deployments"),
+            "/api/v1/projects/{project_id}/deployments",
+            Viewer,
+            None,
+        ),
+        (
+            Method::GET,
+            format!("/api/v1/deployments/{dep}"),
+            "/api/v1/deployments/{deployment_id}",
+            Viewer,
+            None,
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/deployments/{dep}/rollouts"),
+            "/api/v1/deployments/{deployment_id}/rollouts",
+            Editor,
+            Some(json!({"model_id": model})),
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/deployments/{dep}/predict"),
+            "/api/v1/deployments/{deployment_id}/predict",
+            Viewer,
+            Some(predict_body()),
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/deployments/{dep}/feedback"),
+            "/api/v1/deployments/{deployment_id}/feedback",
+            Editor,
+            Some(json!([{"request_id": "r1", "label": 1}])),
+        ),
+        (
+            Method::GET,
+            format!("/api/v1/deployments/{dep}/metrics"),
+            "/api/v1/deployments/{deployment_id}/metrics",
+            Viewer,
+            None,
+        ),
+        (
+            Method::GET,
+            format!("/api/v1/deployments/{dep}/events"),
+            "/api/v1/deployments/{deployment_id}/events",
+            Viewer,
+            None,
+        ),
+        (
+            Method::GET,
+            format!("/api/v1/deployments/{dep}/predictions"),
+            "/api/v1/deployments/{deployment_id}/predictions",
+            Viewer,
+            None,
+        ),
+        (
+            Method::GET,
+            format!("/api/v1/deployments/{dep}/comparison"),
+            "/api/v1/deployments/{deployment_id}/comparison",
+            Viewer,
+            None,
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/deployments/{dep}/promote"),
+            "/api/v1/deployments/{deployment_id}/promote",
+            Editor,
+            Some(json!({})),
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/deployments/{dep}/rollback"),
+            "/api/v1/deployments/{deployment_id}/rollback",
+            Editor,
+            Some(json!({})),
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/deployments/{dep}/pause"),
+            "/api/v1/deployments/{deployment_id}/pause",
+            Editor,
+            None,
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/deployments/{dep}/resume"),
+            "/api/v1/deployments/{deployment_id}/resume",
+            Editor,
+            None,
+        ),
     ]
+}
+
+fn predict_body() -> Value {
+    json!({"rows": [{"tenure": 0.1, "monthly_charges": 0.2, "support_calls": 0.3, "usage_trend": 0.4}]})
 }
 
 async fn setup(t: &TestApp) -> Ids {
@@ -277,7 +381,16 @@ async fn setup(t: &TestApp) -> Ids {
         .post("/api/v1/keys", &t.admin, json!({"subject": "someone"}))
         .await
         .ok();
+    let dep = t
+        .post(
+            &format!("/api/v1/projects/{p}/deployments"),
+            &t.admin,
+            json!({"name": "churn-endpoint", "model_id": model["id"]}),
+        )
+        .await
+        .ok();
     Ids {
+        dep: dep["id"].as_str().unwrap().into(),
         p,
         ds: v["dataset_id"].as_str().unwrap().into(),
         dsv: v["id"].as_str().unwrap().into(),
@@ -376,6 +489,7 @@ async fn another_organization_sees_nothing_of_this_one() {
             && !path.contains(&ids.job)
             && !path.contains(&ids.key)
             && !path.contains(&ids.dsv)
+            && !path.contains(&ids.dep)
         {
             continue;
         }

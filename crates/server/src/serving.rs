@@ -1,0 +1,560 @@
+//! The prediction path: the serving table (which loaded model answers which share of a deployment's
+//! traffic), variant choice, the prediction log writer and the shadow mirror.
+//!
+//! Nothing on the response path writes to the database: predictions go to a bounded queue that a
+//! writer task drains in batches; when the queue is full, requests wait (back-pressure) rather than
+//! memory growing without bound. Shadow work goes to its own bounded queue and is dropped, and
+//! counted, when that queue is full, so it never slows or fails a primary response.
+
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+use coreplex_domain::rollout::{bucket, pick, routing, Rollout};
+use coreplex_runtime::{LoadOptions, LoadedModel, OutputKind, Prediction};
+use coreplex_store::{Deployment, PredictionRecord};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use tokio::sync::{mpsc, oneshot};
+
+/// One model answering a share of an endpoint's traffic.
+pub struct Variant {
+    pub model_id: String,
+    pub name: &'static str,
+    pub weight: f64,
+    pub model: Arc<LoadedModel>,
+}
+
+/// What the serving path needs to answer a deployment's requests.
+pub struct Endpoint {
+    pub deployment_id: String,
+    pub project_id: String,
+    pub revision: i64,
+    pub variants: Vec<Variant>,
+    pub shadow: Option<Variant>,
+}
+
+impl Endpoint {
+    /// Chooses the variant for a request: by the entity's stable bucket when given, else at random.
+    pub fn choose(&self, entity_id: Option<&str>) -> &Variant {
+        let weights: Vec<f64> = self.variants.iter().map(|v| v.weight).collect();
+        let point = match entity_id {
+            Some(e) => bucket(&format!("{}:{e}", self.deployment_id)),
+            None => rand::random::<f64>() * 100.0,
+        };
+        &self.variants[pick(point, &weights)]
+    }
+}
+
+/// Loads (once) the model `model_id` into ONNX Runtime, with the feature names and class labels it
+/// was registered with.
+pub async fn load_model(state: &AppState, model_id: &str) -> ApiResult<Arc<LoadedModel>> {
+    if let Some(m) = state
+        .models
+        .read()
+        .ok()
+        .and_then(|m| m.get(model_id).cloned())
+    {
+        return Ok(m);
+    }
+    let rec = state
+        .store
+        .get_model_any(model_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("model {model_id}")))?;
+    let bytes = state.artifacts.read(&rec.artifact_key)?;
+    let single_wide = rec.input_schema["inputs"]
+        .as_array()
+        .map(|i| i.len() == 1 && i[0]["width"].as_u64() > Some(1));
+    let feature_names: Option<Vec<String>> = if single_wide == Some(true) {
+        rec.input_schema["features"].as_array().map(|f| {
+            f.iter()
+                .filter_map(|x| x["name"].as_str().map(str::to_string))
+                .collect()
+        })
+    } else {
+        None
+    };
+    let class_labels: Option<Vec<String>> = rec.output_schema["classes"]
+        .as_array()
+        .map(|c| {
+            c.iter()
+                .filter_map(|x| x.as_str().map(str::to_string))
+                .collect()
+        })
+        .filter(|c: &Vec<String>| !c.is_empty());
+    let opts = LoadOptions {
+        feature_names,
+        class_labels,
+        sessions: 2,
+    };
+    let model = tokio::task::spawn_blocking(move || LoadedModel::load(&bytes, &opts))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::internal)?;
+    let model = Arc::new(model);
+    if let Ok(mut cache) = state.models.write() {
+        cache
+            .entry(model_id.to_string())
+            .or_insert_with(|| model.clone());
+    }
+    Ok(model)
+}
+
+pub fn rollout_of(d: &Deployment) -> Option<Rollout> {
+    serde_json::from_value(d.rollout.clone()).ok()
+}
+
+/// Builds the serving entry of a deployment, loading its models.
+pub async fn build_endpoint(state: &AppState, d: &Deployment) -> ApiResult<Arc<Endpoint>> {
+    let rollout = rollout_of(d);
+    let r = routing(d.serving_model_id.as_deref(), rollout.as_ref());
+    let mut variants = Vec::new();
+    for (model_id, name, weight) in r.variants {
+        let model = load_model(state, &model_id).await?;
+        variants.push(Variant {
+            model_id,
+            name,
+            weight,
+            model,
+        });
+    }
+    let shadow = match r.shadow {
+        Some(model_id) => Some(Variant {
+            model: load_model(state, &model_id).await?,
+            model_id,
+            name: "shadow",
+            weight: 0.0,
+        }),
+        None => None,
+    };
+    Ok(Arc::new(Endpoint {
+        deployment_id: d.id.clone(),
+        project_id: d.project_id.clone(),
+        revision: d.revision,
+        variants,
+        shadow,
+    }))
+}
+
+/// Deployments being served by this process, by id. Requests hold an `Arc` to the entry they started
+/// with, so replacing an entry never disturbs requests in flight.
+#[derive(Default)]
+pub struct ServingTable {
+    endpoints: RwLock<HashMap<String, Arc<Endpoint>>>,
+}
+
+impl ServingTable {
+    pub fn get(&self, id: &str) -> Option<Arc<Endpoint>> {
+        self.endpoints.read().ok().and_then(|m| m.get(id).cloned())
+    }
+    pub fn put(&self, e: Arc<Endpoint>) {
+        if let Ok(mut m) = self.endpoints.write() {
+            let stale = m
+                .get(&e.deployment_id)
+                .map(|old| old.revision <= e.revision)
+                .unwrap_or(true);
+            if stale {
+                m.insert(e.deployment_id.clone(), e);
+            }
+        }
+    }
+    pub fn ids(&self) -> Vec<(String, i64)> {
+        self.endpoints
+            .read()
+            .map(|m| {
+                m.values()
+                    .map(|e| (e.deployment_id.clone(), e.revision))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+/// The serving entry for `deployment`, built on first use.
+pub async fn endpoint(state: &AppState, d: &Deployment) -> ApiResult<Arc<Endpoint>> {
+    if let Some(e) = state.serving.get(&d.id) {
+        if e.revision >= d.revision {
+            return Ok(e);
+        }
+    }
+    let e = build_endpoint(state, d).await?;
+    state.serving.put(e.clone());
+    Ok(e)
+}
+
+/// Rebuilds the serving entry after this server changed a deployment.
+pub async fn refresh(state: &AppState, d: &Deployment) -> ApiResult<()> {
+    let e = build_endpoint(state, d).await?;
+    state.serving.put(e);
+    Ok(())
+}
+
+/// Picks up deployment changes made by other servers sharing the database.
+pub async fn refresh_all(state: &AppState) {
+    for (id, revision) in state.serving.ids() {
+        if let Ok(Some(d)) = state.store.get_deployment_any(&id).await {
+            if d.revision > revision {
+                if let Err(e) = refresh(state, &d).await {
+                    tracing::warn!(deployment = %id, error = %e.message, "could not refresh a deployment");
+                }
+            }
+        }
+    }
+}
+
+/// The label, positive-class score and value columns of the log for one prediction.
+pub fn log_columns(p: &Prediction, output: &OutputKind) -> (Option<String>, Option<f64>) {
+    match (p, output) {
+        (Prediction { value: Some(v), .. }, _) => (Some(v.to_string()), None),
+        (
+            Prediction {
+                label,
+                probabilities: Some(probs),
+                ..
+            },
+            OutputKind::Classifier { .. },
+        ) if probs.len() == 2 => (label.clone(), Some(probs[1].1)),
+        (Prediction { label, .. }, _) => (label.clone(), None),
+    }
+}
+
+enum LogMsg {
+    Record(PredictionRecord),
+    Flush(oneshot::Sender<()>),
+}
+
+/// The prediction log: a bounded queue in front of a batching writer task.
+#[derive(Clone)]
+pub struct PredictionLog {
+    tx: mpsc::Sender<LogMsg>,
+    pub written: Arc<AtomicU64>,
+    pub failed: Arc<AtomicU64>,
+}
+
+const LOG_QUEUE: usize = 100_000;
+const LOG_BATCH: usize = 5_000;
+
+impl PredictionLog {
+    /// Starts the writer task.
+    pub fn start(store: coreplex_store::Store) -> (PredictionLog, tokio::task::JoinHandle<()>) {
+        let (tx, mut rx) = mpsc::channel::<LogMsg>(LOG_QUEUE);
+        let written = Arc::new(AtomicU64::new(0));
+        let failed = Arc::new(AtomicU64::new(0));
+        let (w, f) = (written.clone(), failed.clone());
+        let task = tokio::spawn(async move {
+            let mut batch = Vec::with_capacity(LOG_BATCH);
+            let mut waiting = Vec::new();
+            while let Some(first) = rx.recv().await {
+                let mut next = Some(first);
+                while let Some(msg) = next.take() {
+                    match msg {
+                        LogMsg::Record(r) => batch.push(r),
+                        LogMsg::Flush(done) => waiting.push(done),
+                    }
+                    if batch.len() < LOG_BATCH {
+                        next = rx.try_recv().ok();
+                    }
+                }
+                if !batch.is_empty() {
+                    let n = batch.len() as u64;
+                    // A failed batch is retried a few times; the log must not lose rows to a blip.
+                    let mut ok = false;
+                    for attempt in 0..5u32 {
+                        match store.insert_predictions(&batch).await {
+                            Ok(()) => {
+                                ok = true;
+                                break;
+                            }
+                            Err(e) => {
+                                tracing::warn!(error = %e, attempt, "prediction log write failed");
+                                tokio::time::sleep(std::time::Duration::from_millis(50 << attempt))
+                                    .await;
+                            }
+                        }
+                    }
+                    if ok {
+                        w.fetch_add(n, Ordering::Relaxed);
+                    } else {
+                        f.fetch_add(n, Ordering::Relaxed);
+                    }
+                    batch.clear();
+                }
+                for done in waiting.drain(..) {
+                    let _ = done.send(());
+                }
+            }
+        });
+        (
+            PredictionLog {
+                tx,
+                written,
+                failed,
+            },
+            task,
+        )
+    }
+
+    /// Queues a record, waiting for room when the queue is full.
+    pub async fn append(&self, r: PredictionRecord) {
+        if self.tx.send(LogMsg::Record(r)).await.is_err() {
+            self.failed.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Waits until everything queued before this call is written.
+    pub async fn flush(&self) {
+        let (done, wait) = oneshot::channel();
+        if self.tx.send(LogMsg::Flush(done)).await.is_ok() {
+            let _ = wait.await;
+        }
+    }
+}
+
+/// A request copied to a shadow model.
+pub struct ShadowWork {
+    pub endpoint: Arc<Endpoint>,
+    pub rows: Vec<serde_json::Map<String, serde_json::Value>>,
+    pub request_ids: Vec<String>,
+    pub at: i64,
+    pub entity_id: Option<String>,
+}
+
+/// The shadow mirror: a bounded queue and a worker that runs shadow models off the response path.
+#[derive(Clone)]
+pub struct ShadowMirror {
+    tx: mpsc::Sender<ShadowWork>,
+    /// Requests dropped because the shadow fell behind, per deployment.
+    pub dropped: Arc<Mutex<HashMap<String, u64>>>,
+    pub pending: Arc<AtomicU64>,
+}
+
+const SHADOW_QUEUE: usize = 10_000;
+
+impl ShadowMirror {
+    pub fn start(log: PredictionLog) -> (ShadowMirror, tokio::task::JoinHandle<()>) {
+        let (tx, mut rx) = mpsc::channel::<ShadowWork>(SHADOW_QUEUE);
+        let pending = Arc::new(AtomicU64::new(0));
+        let p = pending.clone();
+        let task = tokio::spawn(async move {
+            while let Some(work) = rx.recv().await {
+                run_shadow(&log, work).await;
+                p.fetch_sub(1, Ordering::Relaxed);
+            }
+        });
+        (
+            ShadowMirror {
+                tx,
+                dropped: Arc::new(Mutex::new(HashMap::new())),
+                pending,
+            },
+            task,
+        )
+    }
+
+    /// Hands a copy of a request to the shadow, or drops (and counts) it when the shadow is behind.
+    pub fn offer(&self, work: ShadowWork) {
+        let dep = work.endpoint.deployment_id.clone();
+        self.pending.fetch_add(1, Ordering::Relaxed);
+        if self.tx.try_send(work).is_err() {
+            self.pending.fetch_sub(1, Ordering::Relaxed);
+            if let Ok(mut d) = self.dropped.lock() {
+                *d.entry(dep).or_default() += 1;
+            }
+        }
+    }
+
+    pub fn dropped_for(&self, deployment_id: &str) -> u64 {
+        self.dropped
+            .lock()
+            .map(|d| d.get(deployment_id).copied().unwrap_or(0))
+            .unwrap_or(0)
+    }
+
+    /// Waits until the shadow queue is empty (tests and shutdown).
+    pub async fn drain(&self) {
+        while self.pending.load(Ordering::Relaxed) > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        }
+    }
+}
+
+async fn run_shadow(log: &PredictionLog, work: ShadowWork) {
+    let Some(shadow) = work.endpoint.shadow.as_ref() else {
+        return;
+    };
+    let model = shadow.model.clone();
+    let rows = work.rows;
+    let started = std::time::Instant::now();
+    let result = tokio::task::spawn_blocking(move || {
+        let r = model.predict(&rows);
+        (r, rows)
+    })
+    .await;
+    let Ok((result, rows)) = result else { return };
+    let per_row_us = (started.elapsed().as_micros() as i64 / rows.len().max(1) as i64).max(1);
+    let output_kind = shadow.model.schema().output.clone();
+    match result {
+        Ok(preds) => {
+            for ((p, row), rid) in preds.iter().zip(&rows).zip(&work.request_ids) {
+                let (predicted, score) = log_columns(p, &output_kind);
+                log.append(PredictionRecord {
+                    request_id: rid.clone(),
+                    role: "shadow",
+                    deployment_id: work.endpoint.deployment_id.clone(),
+                    model_id: shadow.model_id.clone(),
+                    variant: "shadow".into(),
+                    at: work.at,
+                    latency_us: per_row_us,
+                    is_error: false,
+                    entity_id: work.entity_id.clone(),
+                    features: serde_json::Value::Object(row.clone()).to_string(),
+                    output: serde_json::to_string(p).unwrap_or_default(),
+                    predicted,
+                    score,
+                })
+                .await;
+            }
+        }
+        Err(e) => {
+            for (row, rid) in rows.iter().zip(&work.request_ids) {
+                log.append(PredictionRecord {
+                    request_id: rid.clone(),
+                    role: "shadow",
+                    deployment_id: work.endpoint.deployment_id.clone(),
+                    model_id: shadow.model_id.clone(),
+                    variant: "shadow".into(),
+                    at: work.at,
+                    latency_us: per_row_us,
+                    is_error: true,
+                    entity_id: work.entity_id.clone(),
+                    features: serde_json::Value::Object(row.clone()).to_string(),
+                    output: serde_json::json!({"error": e.to_string()}).to_string(),
+                    predicted: None,
+                    score: None,
+                })
+                .await;
+            }
+        }
+    }
+}
+
+/// Prometheus counters and latency histograms per deployment and variant.
+#[derive(Default)]
+pub struct ServingMetrics {
+    series: Mutex<HashMap<(String, &'static str), Series>>,
+}
+
+#[derive(Default, Clone)]
+struct Series {
+    requests: u64,
+    errors: u64,
+    rows: u64,
+    latency_sum_s: f64,
+    buckets: [u64; LATENCY_BUCKETS.len()],
+}
+
+const LATENCY_BUCKETS: [f64; 12] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+];
+
+impl ServingMetrics {
+    pub fn observe(
+        &self,
+        deployment: &str,
+        variant: &'static str,
+        rows: u64,
+        latency_s: f64,
+        error: bool,
+    ) {
+        if let Ok(mut m) = self.series.lock() {
+            let s = m.entry((deployment.to_string(), variant)).or_default();
+            s.requests += 1;
+            s.rows += rows;
+            s.errors += error as u64;
+            s.latency_sum_s += latency_s;
+            for (i, b) in LATENCY_BUCKETS.iter().enumerate() {
+                if latency_s <= *b {
+                    s.buckets[i] += 1;
+                }
+            }
+        }
+    }
+
+    /// The Prometheus text exposition of every series. Written by hand: a handful of counters does
+    /// not justify a metrics framework on the hot path.
+    pub fn render(&self, out: &mut String, dropped: &HashMap<String, u64>) {
+        use std::fmt::Write;
+        let m = self.series.lock().map(|m| m.clone()).unwrap_or_default();
+        let mut keys: Vec<_> = m.keys().cloned().collect();
+        keys.sort();
+        let _ = writeln!(
+            out,
+            "# HELP coreplex_predict_requests_total Prediction requests served."
+        );
+        let _ = writeln!(out, "# TYPE coreplex_predict_requests_total counter");
+        for k in &keys {
+            let _ = writeln!(
+                out,
+                "coreplex_predict_requests_total{{deployment=\"{}\",variant=\"{}\"}} {}",
+                k.0, k.1, m[k].requests
+            );
+        }
+        let _ = writeln!(out, "# HELP coreplex_predict_rows_total Rows predicted.");
+        let _ = writeln!(out, "# TYPE coreplex_predict_rows_total counter");
+        for k in &keys {
+            let _ = writeln!(
+                out,
+                "coreplex_predict_rows_total{{deployment=\"{}\",variant=\"{}\"}} {}",
+                k.0, k.1, m[k].rows
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP coreplex_predict_errors_total Prediction requests that failed in the model."
+        );
+        let _ = writeln!(out, "# TYPE coreplex_predict_errors_total counter");
+        for k in &keys {
+            let _ = writeln!(
+                out,
+                "coreplex_predict_errors_total{{deployment=\"{}\",variant=\"{}\"}} {}",
+                k.0, k.1, m[k].errors
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP coreplex_predict_latency_seconds Prediction request latency."
+        );
+        let _ = writeln!(out, "# TYPE coreplex_predict_latency_seconds histogram");
+        for k in &keys {
+            let s = &m[k];
+            for (i, b) in LATENCY_BUCKETS.iter().enumerate() {
+                let _ = writeln!(
+                    out,
+                    "coreplex_predict_latency_seconds_bucket{{deployment=\"{}\",variant=\"{}\",le=\"{b}\"}} {}",
+                    k.0, k.1, s.buckets[i]
+                );
+            }
+            let _ = writeln!(out, "coreplex_predict_latency_seconds_bucket{{deployment=\"{}\",variant=\"{}\",le=\"+Inf\"}} {}", k.0, k.1, s.requests);
+            let _ = writeln!(
+                out,
+                "coreplex_predict_latency_seconds_sum{{deployment=\"{}\",variant=\"{}\"}} {}",
+                k.0, k.1, s.latency_sum_s
+            );
+            let _ = writeln!(
+                out,
+                "coreplex_predict_latency_seconds_count{{deployment=\"{}\",variant=\"{}\"}} {}",
+                k.0, k.1, s.requests
+            );
+        }
+        let _ = writeln!(out, "# HELP coreplex_shadow_dropped_total Shadow requests dropped because the shadow fell behind.");
+        let _ = writeln!(out, "# TYPE coreplex_shadow_dropped_total counter");
+        let mut d: Vec<_> = dropped.iter().collect();
+        d.sort();
+        for (dep, n) in d {
+            let _ = writeln!(
+                out,
+                "coreplex_shadow_dropped_total{{deployment=\"{dep}\"}} {n}"
+            );
+        }
+    }
+}
