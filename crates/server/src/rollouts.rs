@@ -484,12 +484,23 @@ async fn evaluate(state: &AppState, d: &Deployment) -> ApiResult<bool> {
         Phase::Canary {
             step,
             step_started_at,
-            ..
+            percentage,
         } => {
-            let rows = state
+            // At 100% the baseline gets no traffic in this step: compare the canary with what the
+            // baseline did over the whole rollout.
+            let since = if percentage >= 100.0 {
+                r.started_at
+            } else {
+                step_started_at
+            };
+            let all = state
                 .store
-                .predictions_between(&d.id, step_started_at, now + 1, multiclass)
+                .predictions_between(&d.id, since, now + 1, multiclass)
                 .await?;
+            let rows: Vec<PredictionRow> = all
+                .into_iter()
+                .filter(|x| x.variant == "baseline" || x.at >= step_started_at)
+                .collect();
             let pick = |v: &str| -> Vec<&PredictionRow> {
                 rows.iter()
                     .filter(|x| x.role == "primary" && x.variant == v)
@@ -497,7 +508,8 @@ async fn evaluate(state: &AppState, d: &Deployment) -> ApiResult<bool> {
             };
             let base = monitoring::observe(&pick("baseline"), task, &classes, metric);
             let can = monitoring::observe(&pick("canary"), task, &classes, metric);
-            match canary_decision(&cfg, metric, step, step_started_at, &base, &can, now) {
+            let decision = canary_decision(&cfg, metric, step, step_started_at, &base, &can, now);
+            match decision {
                 Decision::Hold { .. } => Ok(false),
                 Decision::Advance {
                     step: next,

@@ -174,6 +174,7 @@ pub async fn tick(state: &AppState) -> coreplex_store::Result<()> {
             "jobs whose worker stopped responding were put back in the queue"
         );
     }
+    crate::rollouts::tick(state).await?;
     Ok(())
 }
 

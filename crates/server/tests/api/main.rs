@@ -2,6 +2,7 @@
 
 mod conventions;
 mod datasets;
+mod deployments;
 mod helpers;
 mod registry;
 mod tenancy;
