@@ -2,7 +2,7 @@
 //! become a 422 naming the field serde complained about.
 
 use crate::error::ApiError;
-use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
@@ -15,40 +15,65 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(v)) => Ok(ApiJson(v)),
-            Err(JsonRejection::JsonDataError(e)) => Err(body_error(&e.body_text())),
-            Err(JsonRejection::JsonSyntaxError(e)) => Err(ApiError::bad_request(format!(
-                "the body is not valid JSON: {}",
-                e.body_text()
-            ))),
-            Err(JsonRejection::MissingJsonContentType(_)) => Err(ApiError::bad_request(
+        let json = req
+            .headers()
+            .get(axum::http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(|ct| {
+                let ct = ct.split(';').next().unwrap_or("").trim();
+                ct == "application/json" || ct.ends_with("+json")
+            })
+            .unwrap_or(false);
+        if !json {
+            return Err(ApiError::bad_request(
                 "send the body as JSON with `Content-Type: application/json`",
-            )),
-            Err(e) => Err(ApiError::bad_request(e.body_text())),
+            ));
         }
+        let bytes = axum::body::Bytes::from_request(req, state)
+            .await
+            .map_err(|e| ApiError::bad_request(format!("could not read the body: {e}")))?;
+        parse_json(&bytes).map(ApiJson)
     }
 }
 
-/// Turns serde's "missing field `name`" / "invalid type … at line" into a 422 naming the field.
-fn body_error(text: &str) -> ApiError {
-    let detail = text
-        .strip_prefix("Failed to deserialize the JSON body into the target type: ")
-        .unwrap_or(text);
-    let field = detail
-        .split_once('`')
-        .and_then(|(_, rest)| rest.split_once('`'))
-        .map(|(f, _)| f.to_string())
-        .or_else(|| {
-            detail
-                .split_once(':')
-                .map(|(path, _)| path.trim().to_string())
-                .filter(|p| !p.contains(' '))
-        })
-        .unwrap_or_else(|| "body".to_string());
-    let mut e = ApiError::invalid(&field, "");
-    e.message = detail.to_string();
-    e
+/// Parses a JSON document, answering a 422 that names the field at fault (`rows[0].tenure`,
+/// `tags.team`) or a 400 when it is not JSON at all.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    match serde_path_to_error::deserialize::<_, T>(&mut de) {
+        Ok(v) => Ok(v),
+        Err(e) => {
+            let inner = e.inner();
+            if inner.is_syntax() || inner.is_eof() {
+                return Err(ApiError::bad_request(format!(
+                    "the body is not valid JSON: {inner}"
+                )));
+            }
+            let path = e.path().to_string();
+            let msg = inner.to_string();
+            // Unknown and missing fields are reported at their parent; name the field itself.
+            let named = ["unknown field `", "missing field `"].iter().find_map(|p| {
+                msg.strip_prefix(p)
+                    .and_then(|r| r.split_once('`'))
+                    .map(|(f, _)| f.to_string())
+            });
+            let field = match (named, path.as_str()) {
+                (Some(f), "." | "") => f,
+                (Some(f), p) if p == f || p.ends_with(&format!(".{f}")) => p.to_string(),
+                (Some(f), parent) => format!("{parent}.{f}"),
+                (None, "." | "") => "body".to_string(),
+                (None, p) => p.to_string(),
+            };
+            let mut err = ApiError::invalid(&field, "");
+            err.message =
+                if msg.contains(&format!("`{}`", field.rsplit('.').next().unwrap_or(&field))) {
+                    msg
+                } else {
+                    format!("{field}: {msg}")
+                };
+            Err(err)
+        }
+    }
 }
 
 pub struct ApiQuery<T>(pub T);

@@ -82,6 +82,7 @@ pub fn app(state: AppState) -> Router {
         .merge(routes::health::router())
         .merge(api)
         .fallback(|| async { crate::error::ApiError::not_found("route") })
+        .method_not_allowed_fallback(|| async { crate::error::ApiError::method_not_allowed() })
         .layer(axum::extract::DefaultBodyLimit::disable())
         .with_state(state)
 }

@@ -224,49 +224,103 @@ impl Store {
         Ok(holder == owner)
     }
 
-    /// Looks up a stored response for a repeated POST with the same `Idempotency-Key`.
-    pub async fn idempotent_response(
+    /// Claims `Idempotency-Key` `idem_key` of API key `key_id` for a request with `fingerprint`:
+    /// the first claim wins and later ones see the stored response, that the request is still being
+    /// handled, or that the key was used for a different request. A claim older than `stale_before`
+    /// that never finished (its server died) is taken over.
+    pub async fn claim_idempotency_key(
         &self,
         key_id: &str,
         idem_key: &str,
-    ) -> Result<Option<StoredResponse>> {
+        path: &str,
+        fingerprint: &str,
+        now: i64,
+        stale_before: i64,
+    ) -> Result<IdempotencyClaim> {
+        let mut tx = self.begin().await?;
         let row = sqlx::query(
-            "SELECT method, path, status, body FROM idempotency_keys WHERE key_id = $1 AND idem_key = $2",
+            "SELECT path, status, body, fingerprint, created_at FROM idempotency_keys WHERE key_id = $1 AND idem_key = $2",
         )
         .bind(key_id)
         .bind(idem_key)
-        .fetch_all(&self.pool).await?.into_iter().next();
-        Ok(row.map(|r| StoredResponse {
-            method: r.get("method"),
-            path: r.get("path"),
-            status: r.get::<i64, _>("status") as u16,
-            body: r.get("body"),
-        }))
+        .fetch_all(&mut *tx.tx)
+        .await?
+        .into_iter()
+        .next();
+        let claim = match row {
+            Some(r) => {
+                let status: i64 = r.try_get("status")?;
+                let created: i64 = r.try_get("created_at")?;
+                let fp: String = r.try_get("fingerprint")?;
+                let saved_path: String = r.try_get("path")?;
+                if saved_path != path || fp != fingerprint {
+                    IdempotencyClaim::Mismatch { path: saved_path }
+                } else if status == 0 && created >= stale_before {
+                    IdempotencyClaim::InProgress
+                } else if status == 0 {
+                    sqlx::query("UPDATE idempotency_keys SET created_at = $1 WHERE key_id = $2 AND idem_key = $3")
+                        .bind(now)
+                        .bind(key_id)
+                        .bind(idem_key)
+                        .execute(&mut *tx.tx)
+                        .await?;
+                    IdempotencyClaim::Claimed
+                } else {
+                    IdempotencyClaim::Replay(StoredResponse {
+                        method: "POST".into(),
+                        path: saved_path,
+                        status: status as u16,
+                        body: r.try_get("body")?,
+                    })
+                }
+            }
+            None => {
+                sqlx::query(
+                    "INSERT INTO idempotency_keys (key_id, idem_key, method, path, status, body, fingerprint, created_at) \
+                     VALUES ($1, $2, 'POST', $3, 0, '', $4, $5)",
+                )
+                .bind(key_id)
+                .bind(idem_key)
+                .bind(path)
+                .bind(fingerprint)
+                .bind(now)
+                .execute(&mut *tx.tx)
+                .await?;
+                IdempotencyClaim::Claimed
+            }
+        };
+        tx.commit().await?;
+        Ok(claim)
     }
 
-    pub async fn save_idempotent_response(
+    /// Stores the response of a claimed key (`Some`), or releases the claim so a retry can run again
+    /// (`None`, after a server error).
+    pub async fn finish_idempotency_key(
         &self,
         key_id: &str,
         idem_key: &str,
-        resp: &StoredResponse,
-        now: i64,
+        resp: Option<&StoredResponse>,
     ) -> Result<()> {
         let mut tx = self.begin().await?;
-        sqlx::query(
-            "INSERT INTO idempotency_keys (key_id, idem_key, method, path, status, body, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (key_id, idem_key) DO NOTHING",
-        )
-        .bind(key_id)
-        .bind(idem_key)
-        .bind(&resp.method)
-        .bind(&resp.path)
-        .bind(resp.status as i64)
-        .bind(&resp.body)
-        .bind(now)
-        .execute(&mut *tx.tx)
-        .await?;
-        tx.tx.commit().await?;
-        Ok(())
+        match resp {
+            Some(r) => {
+                sqlx::query("UPDATE idempotency_keys SET status = $1, body = $2 WHERE key_id = $3 AND idem_key = $4")
+                    .bind(r.status as i64)
+                    .bind(&r.body)
+                    .bind(key_id)
+                    .bind(idem_key)
+                    .execute(&mut *tx.tx)
+                    .await?;
+            }
+            None => {
+                sqlx::query("DELETE FROM idempotency_keys WHERE key_id = $1 AND idem_key = $2 AND status = 0")
+                    .bind(key_id)
+                    .bind(idem_key)
+                    .execute(&mut *tx.tx)
+                    .await?;
+            }
+        }
+        tx.commit().await
     }
 }
 
@@ -280,6 +334,19 @@ impl WriteTx<'_> {
         self.tx.commit().await?;
         Ok(())
     }
+}
+
+/// What a claim of an `Idempotency-Key` found.
+#[derive(Debug, Clone, PartialEq)]
+pub enum IdempotencyClaim {
+    /// First use: handle the request, then store its response.
+    Claimed,
+    /// Handled before: answer with this.
+    Replay(StoredResponse),
+    /// The first request with this key is still being handled.
+    InProgress,
+    /// The key was used for another request (path or body differ).
+    Mismatch { path: String },
 }
 
 /// Hides the password of a database URL for messages and logs.

@@ -606,32 +606,59 @@ async fn controller_leases_have_one_holder_until_they_expire() {
 }
 
 #[tokio::test]
-async fn idempotent_responses_and_settings_are_kept_once() {
+async fn idempotency_keys_replay_refuse_other_requests_and_settings_are_kept_once() {
     each(|b| async move {
         let s = &b.store;
+        let claim = |fp: &'static str, now: i64| {
+            s.claim_idempotency_key("key_1", "k", "/x", fp, now, now - 100)
+        };
+        assert_eq!(
+            claim("f1", 1).await.unwrap(),
+            IdempotencyClaim::Claimed,
+            "{}",
+            b.name
+        );
+        assert_eq!(claim("f1", 2).await.unwrap(), IdempotencyClaim::InProgress);
+        assert_eq!(
+            claim("f2", 2).await.unwrap(),
+            IdempotencyClaim::Mismatch { path: "/x".into() }
+        );
         let r = StoredResponse {
             method: "POST".into(),
             path: "/x".into(),
             status: 201,
             body: "{}".into(),
         };
-        s.save_idempotent_response("key_1", "k", &r, 1)
+        s.finish_idempotency_key("key_1", "k", Some(&r))
             .await
             .unwrap();
-        let other = StoredResponse {
-            status: 500,
-            ..r.clone()
-        };
-        s.save_idempotent_response("key_1", "k", &other, 2)
-            .await
-            .unwrap();
+        assert_eq!(claim("f1", 3).await.unwrap(), IdempotencyClaim::Replay(r));
+        // A claim whose server died is taken over once stale; a server error releases it at once.
         assert_eq!(
-            s.idempotent_response("key_1", "k").await.unwrap(),
-            Some(r),
-            "{}",
-            b.name
+            s.claim_idempotency_key("key_1", "j", "/x", "f", 10, 0)
+                .await
+                .unwrap(),
+            IdempotencyClaim::Claimed
         );
-        assert!(s.idempotent_response("key_2", "k").await.unwrap().is_none());
+        assert_eq!(
+            s.claim_idempotency_key("key_1", "j", "/x", "f", 500, 400)
+                .await
+                .unwrap(),
+            IdempotencyClaim::Claimed
+        );
+        s.finish_idempotency_key("key_1", "j", None).await.unwrap();
+        assert_eq!(
+            s.claim_idempotency_key("key_1", "j", "/x", "f", 501, 400)
+                .await
+                .unwrap(),
+            IdempotencyClaim::Claimed
+        );
+        assert_eq!(
+            s.claim_idempotency_key("key_2", "k", "/x", "f1", 1, 0)
+                .await
+                .unwrap(),
+            IdempotencyClaim::Claimed
+        );
         assert!(s.set_setting_once("bootstrap", "a").await.unwrap());
         assert!(!s.set_setting_once("bootstrap", "b").await.unwrap());
         assert_eq!(

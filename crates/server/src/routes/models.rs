@@ -155,11 +155,12 @@ async fn register(
                     .text()
                     .await
                     .map_err(|e| ApiError::bad_request(e.to_string()))?;
-                meta = Some(serde_json::from_str(&text).map_err(|e| {
-                    let msg = e.to_string();
-                    let f = msg.split('`').nth(1).unwrap_or("metadata").to_string();
-                    ApiError::invalid(&f, format!("metadata: {msg}"))
-                })?);
+                meta = Some(
+                    crate::extract::parse_json(text.as_bytes()).map_err(|mut e| {
+                        e.message = format!("metadata: {}", e.message);
+                        e
+                    })?,
+                );
             }
             Some("file") => {
                 upload = Some(

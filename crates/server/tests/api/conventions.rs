@@ -155,6 +155,17 @@ async fn a_repeated_post_with_the_same_idempotency_key_does_the_work_once() {
         StatusCode::CONFLICT,
         "a new key does the work again"
     );
+    let d = send("other", "k1").await.unwrap();
+    assert_eq!(
+        d.status(),
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "same key, different request"
+    );
+    let d: serde_json::Value = d.json().await.unwrap();
+    assert!(d["error"]["message"]
+        .as_str()
+        .unwrap()
+        .starts_with("Idempotency-Key: this key was already used for a different request"));
     let projects = t.get("/api/v1/projects", &t.admin).await.ok();
     assert_eq!(projects["items"].as_array().unwrap().len(), 1);
 }
