@@ -1,7 +1,9 @@
 //! Sorting of finite `f64` samples: an LSD radix sort over order-preserving integer keys.
 //!
-//! Sorting dominates exact drift tests on large samples (everything else is one linear merge),
-//! and a radix sort is several times faster than a comparison sort on a million values.
+//! Sorting dominates exact drift tests on large samples (everything else is linear), and a
+//! radix sort is about twice as fast as a comparison sort on a million values. (Sorting the
+//! two samples together with a tag per value, to scan their merged order instead of merging,
+//! was measured slower: carrying the tags doubles the scattered write streams.)
 
 /// Map an `f64` to a `u64` whose unsigned order is the numeric order (−0 sorts before +0).
 #[inline]

@@ -484,6 +484,9 @@ enum Parsed {
 
 #[inline]
 fn parse_number(field: &[u8]) -> Parsed {
+    if let Some(v) = parse_simple_decimal(field) {
+        return Parsed::Value(v);
+    }
     let t = field.trim_ascii();
     if t.is_empty() {
         return Parsed::Missing;
@@ -497,6 +500,110 @@ fn parse_number(field: &[u8]) -> Parsed {
         None if is_missing_token(t) => Parsed::Missing,
         None => Parsed::NotNumber,
     }
+}
+
+/// Exact powers of ten representable in an f64.
+const POW10: [f64; 23] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
+    1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+];
+
+/// Fast path for the common number shapes (`-12.345`, `7`, `1.5e-3`): when the significant
+/// digits fit in 2^53 and the decimal exponent is at most 22 in size, `digits × 10^e` (or
+/// `÷ 10^−e`) is one correctly rounded operation on exact operands, hence exactly the
+/// correctly rounded value `str::parse` returns (Clinger's fast path). Anything else returns
+/// `None` and goes through `str::parse`.
+#[inline]
+fn parse_simple_decimal(s: &[u8]) -> Option<f64> {
+    let (negative, mut i) = match s.first()? {
+        b'-' => (true, 1),
+        b'+' => (false, 1),
+        _ => (false, 0),
+    };
+    let mut mantissa: u64 = 0;
+    let mut digits = 0u32; // significant digits taken into the mantissa
+    let mut exponent: i32 = 0;
+    let mut any_digit = false;
+    while let Some(&c) = s.get(i) {
+        let d = c.wrapping_sub(b'0');
+        if d > 9 {
+            break;
+        }
+        any_digit = true;
+        if mantissa != 0 || d != 0 {
+            digits += 1;
+            if digits > 19 {
+                return None;
+            }
+        }
+        mantissa = mantissa * 10 + d as u64;
+        i += 1;
+    }
+    if s.get(i) == Some(&b'.') {
+        i += 1;
+        while let Some(&c) = s.get(i) {
+            let d = c.wrapping_sub(b'0');
+            if d > 9 {
+                break;
+            }
+            any_digit = true;
+            if mantissa != 0 || d != 0 {
+                digits += 1;
+                if digits > 19 {
+                    return None;
+                }
+            }
+            mantissa = mantissa * 10 + d as u64;
+            exponent -= 1;
+            i += 1;
+        }
+    }
+    if !any_digit {
+        return None;
+    }
+    if let Some(&c) = s.get(i) {
+        if c != b'e' && c != b'E' {
+            return None;
+        }
+        i += 1;
+        let (exp_negative, start) = match s.get(i) {
+            Some(b'-') => (true, i + 1),
+            Some(b'+') => (false, i + 1),
+            _ => (false, i),
+        };
+        i = start;
+        let mut e: i32 = 0;
+        let mut exp_digits = 0;
+        while let Some(&c) = s.get(i) {
+            let d = c.wrapping_sub(b'0');
+            if d > 9 || exp_digits >= 4 {
+                return None;
+            }
+            e = e * 10 + d as i32;
+            exp_digits += 1;
+            i += 1;
+        }
+        if exp_digits == 0 {
+            return None;
+        }
+        exponent += if exp_negative { -e } else { e };
+    }
+    if mantissa > (1u64 << 53) {
+        return None;
+    }
+    let m = mantissa as f64;
+    let value = if exponent == 0 {
+        m
+    } else if (1..=22).contains(&exponent) {
+        m * POW10[exponent as usize]
+    } else if (-22..0).contains(&exponent) {
+        m / POW10[(-exponent) as usize]
+    } else if mantissa == 0 {
+        0.0
+    } else {
+        return None;
+    };
+    Some(if negative { -value } else { value })
 }
 
 fn is_missing_token(field: &[u8]) -> bool {
@@ -523,5 +630,67 @@ mod tests {
         }
         assert!(matches!(parse_number(b"abc"), Parsed::NotNumber));
         assert!(matches!(parse_number(b"true"), Parsed::NotNumber));
+    }
+
+    #[test]
+    fn fast_decimal_path_equals_std_parse() {
+        let mut state: u64 = 3;
+        let mut cases: Vec<String> = vec![
+            "0",
+            "-0",
+            "+1",
+            "1.",
+            ".5",
+            "-.5",
+            "007",
+            "1e5",
+            "1E-5",
+            "2.5e+3",
+            "123456789012345678",
+            "9007199254740993",
+            "0.1",
+            "0.000001234",
+            "-3.14159",
+            "1e22",
+            "1e-22",
+            "4.9e-324",
+            "1e23",
+            "12345678901234567890",
+            "1.7976931348623157e308",
+            "0.30000000000000004",
+        ]
+        .into_iter()
+        .map(String::from)
+        .collect();
+        for _ in 0..20000 {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let mantissa = state >> 20;
+            let exp = (state % 41) as i32 - 20;
+            let digits = (state >> 7) % 17 + 1;
+            cases.push(format!("{}e{exp}", mantissa % 10u64.pow(digits as u32)));
+            cases.push(format!(
+                "{:.*}",
+                (state % 9) as usize,
+                (mantissa as f64) / 1e6 - 4e6
+            ));
+        }
+        for c in &cases {
+            let want: f64 = c.parse().unwrap();
+            match parse_simple_decimal(c.as_bytes()) {
+                Some(got) => assert_eq!(got.to_bits(), want.to_bits(), "{c}"),
+                None => assert!(
+                    matches!(parse_number(c.as_bytes()), Parsed::Value(v) if v.to_bits() == want.to_bits())
+                        || !want.is_finite(),
+                    "{c}"
+                ),
+            }
+        }
+        for bad in [
+            "", "-", ".", "e5", "1e", "1.2.3", "1,5", "0x10", "1e+", " 1",
+        ] {
+            assert_eq!(parse_simple_decimal(bad.as_bytes()), None, "{bad}");
+        }
     }
 }
