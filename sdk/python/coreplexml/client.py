@@ -20,6 +20,7 @@ from ._version import __version__
 from .resources import (
     AuditResource,
     DatasetsResource,
+    DeploymentsResource,
     JobsResource,
     KeysResource,
     ModelsResource,
@@ -76,7 +77,8 @@ class CorePlexClient:
         upload_timeout: seconds to wait for the server's answer to a file upload (it checks the whole
             file before it answers).
 
-    Resources: ``projects``, ``datasets``, ``models``, ``jobs``, ``audit``, ``keys``, ``orgs``.
+    Resources: ``projects``, ``datasets``, ``models``, ``deployments``, ``jobs``, ``audit``, ``keys``,
+    ``orgs``.
 
     The client can be used as a context manager; ``close()`` releases its connections.
     """
@@ -117,6 +119,7 @@ class CorePlexClient:
         self.projects = ProjectsResource(self)
         self.datasets = DatasetsResource(self)
         self.models = ModelsResource(self)
+        self.deployments = DeploymentsResource(self)
         self.jobs = JobsResource(self)
         self.audit = AuditResource(self)
         self.keys = KeysResource(self)
@@ -175,7 +178,7 @@ class CorePlexClient:
         params: Optional[Mapping[str, Any]] = None,
         data: Union[None, bytes, str, Callable[[], Any]] = None,
         headers: Optional[Mapping[str, str]] = None,
-        idempotency_key: Optional[str] = None,
+        idempotency_key: Union[None, str, bool] = None,
         timeout: Any = None,
         stream: bool = False,
         raw: bool = False,
@@ -192,7 +195,8 @@ class CorePlexClient:
                 attempt, so a streamed upload can be retried. A returned object with ``close()`` is
                 closed after its attempt.
             headers: extra headers.
-            idempotency_key: the ``Idempotency-Key`` of a POST; one is generated when not given.
+            idempotency_key: the ``Idempotency-Key`` of a POST; one is generated when not given, and
+                none is sent when ``False`` (for calls that are safe to repeat, such as predictions).
             timeout: this call's timeout instead of the client's.
             stream: leave the body unread (for downloads); implies ``raw``.
             raw: return the ``requests.Response`` instead of decoded JSON.
@@ -207,7 +211,7 @@ class CorePlexClient:
         hdrs: Dict[str, str] = {"User-Agent": self._user_agent, "Accept": "application/json"}
         if self.api_key:
             hdrs["Authorization"] = f"Bearer {self.api_key}"
-        if method == "POST":
+        if method == "POST" and idempotency_key is not False:
             hdrs["Idempotency-Key"] = idempotency_key or f"cpx-py-{uuid.uuid4().hex}"
         if headers:
             hdrs.update(headers)

@@ -174,3 +174,34 @@ def register_logreg(admin: CorePlexClient, project):
         )
 
     return register
+
+
+@pytest.fixture
+def register_model(admin: CorePlexClient, project):
+    """Registers a fixture model (`logreg`, `forest`, `hgb`, `weak`: binary classifiers on the churn
+    features) in the test's project under its file name, or `name`."""
+
+    def register(fixture: str = "logreg", name: Optional[str] = None, project_id: Optional[str] = None, **kwargs):
+        return admin.models.register(
+            project_id=project_id or project.id,
+            name=name or fixture,
+            artifact_path=FIXTURES / f"{fixture}.onnx",
+            task="binary_classification",
+            feature_names=CHURN_FEATURES,
+            **kwargs,
+        )
+
+    return register
+
+
+def churn_rows(n: Optional[int] = None):
+    """Rows of churn.csv as ({feature: value}, churned) pairs."""
+    import csv
+
+    with open(FIXTURES / "churn.csv", newline="") as f:
+        out = []
+        for rec in csv.DictReader(f):
+            out.append(({k: float(rec[k]) for k in CHURN_FEATURES}, int(rec["churned"])))
+            if n is not None and len(out) >= n:
+                break
+    return out

@@ -4,6 +4,18 @@ attribute) and the object classes its calls return."""
 from ._base import Resource
 from .audit import AuditEntry, AuditResource
 from .datasets import Dataset, DatasetsResource, DatasetVersion
+from .deployments import (
+    Deployment,
+    DeploymentEvent,
+    DeploymentMetrics,
+    DeploymentsResource,
+    FeedbackResult,
+    LoggedPrediction,
+    MetricsWindow,
+    PredictionResult,
+    ShadowComparison,
+    VariantMetrics,
+)
 from .jobs import Job, JobAttempt, JobsResource
 from .keys import APIKey, CreatedKey, KeysResource
 from .models import Model, ModelsResource, Promotion, Transition
@@ -14,6 +26,8 @@ __all__ = [
     "Resource",
     "AuditResource", "AuditEntry",
     "DatasetsResource", "Dataset", "DatasetVersion",
+    "DeploymentsResource", "Deployment", "PredictionResult", "FeedbackResult", "DeploymentMetrics",
+    "MetricsWindow", "VariantMetrics", "DeploymentEvent", "LoggedPrediction", "ShadowComparison",
     "JobsResource", "Job", "JobAttempt",
     "KeysResource", "APIKey", "CreatedKey",
     "ModelsResource", "Model", "Transition", "Promotion",
