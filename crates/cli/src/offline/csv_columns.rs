@@ -437,7 +437,7 @@ fn parse_chunk(
     rows: &mut u64,
     record: &mut csv::ByteRecord,
 ) -> Result<(), InputError> {
-    if !chunk.contains(&b'"') {
+    if !chunk.contains(&b'"') && !has_lone_cr(chunk) {
         return parse_plain_chunk(chunk, ctx, columns, rows);
     }
     parse_csv_chunk(chunk, ctx, columns, rows, record)
@@ -471,10 +471,10 @@ fn parse_csv_chunk(
     }
 }
 
-/// Fast path for blocks without any quote character, where CSV is exactly "records split at
-/// newlines, fields split at commas" (what the `csv` crate would produce for them, blank lines
-/// skipped and `\r\n` accepted). Numbers are parsed straight from the line, so each byte of a
-/// numeric field is looked at once.
+/// Fast path for blocks without any quote character, where CSV is exactly "records end at
+/// `\n` (or `\r\n`), fields end at commas" — what the `csv` crate reads from such blocks,
+/// blank lines skipped. One cursor walks the block; numbers are parsed in place, so each byte
+/// of a numeric field is looked at once.
 fn parse_plain_chunk(
     chunk: &[u8],
     ctx: &WorkerContext<'_>,
@@ -486,49 +486,62 @@ fn parse_plain_chunk(
     for (k, plan) in ctx.plans.iter().enumerate() {
         plan_of_field[plan.field] = Some(k);
     }
-    for line in chunk.split(|&b| b == b'\n') {
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        if line.is_empty() {
-            continue;
+    let n = chunk.len();
+    let mut pos = 0;
+    while pos < n {
+        match chunk[pos] {
+            b'\n' => {
+                pos += 1;
+                continue;
+            }
+            b'\r' if chunk.get(pos + 1) == Some(&b'\n') => {
+                pos += 2;
+                continue;
+            }
+            _ => {}
         }
-        let mut pos = 0;
         let mut field = 0;
         loop {
-            let rest = &line[pos..];
             let plan_index = plan_of_field.get(field).copied().flatten();
-            // Numeric fast path: a number followed by a comma or the end of the line.
+            field += 1;
+            // Numeric fast path: a number followed by a separator.
             if let Some(k) = plan_index {
                 if let ColumnData::Numeric { values, .. } = &mut columns[k] {
-                    if let Some((v, used)) = parse_decimal_prefix(rest) {
-                        match rest.get(used) {
-                            None => {
+                    if let Some((v, used)) = parse_decimal_prefix(&chunk[pos..]) {
+                        let end = pos + used;
+                        match separator_at(chunk, end) {
+                            Some((true, next)) => {
                                 values.push(v);
-                                field += 1;
-                                break;
-                            }
-                            Some(b',') => {
-                                values.push(v);
-                                field += 1;
-                                pos += used + 1;
+                                pos = next;
                                 continue;
                             }
-                            Some(_) => {}
+                            Some((false, next)) => {
+                                values.push(v);
+                                pos = next;
+                                break;
+                            }
+                            None => {}
                         }
                     }
                 }
             }
-            let (value, more) = match rest.iter().position(|&b| b == b',') {
-                Some(c) => (&rest[..c], true),
-                None => (rest, false),
-            };
+            // Any other field: up to the next comma or end of line.
+            let end = chunk[pos..]
+                .iter()
+                .position(|&b| b == b',' || b == b'\n')
+                .map_or(n, |e| pos + e);
+            let mut value = &chunk[pos..end];
+            let more = chunk.get(end) == Some(&b',');
+            if !more {
+                value = value.strip_suffix(b"\r").unwrap_or(value);
+            }
             if let Some(k) = plan_index {
                 push_field(&ctx.plans[k], &mut columns[k], value, ctx)?;
             }
-            field += 1;
+            pos = end + 1;
             if !more {
                 break;
             }
-            pos += value.len() + 1;
         }
         if field != ctx.fields {
             return Err(wrong_field_count(ctx, field));
@@ -536,6 +549,27 @@ fn parse_plain_chunk(
         *rows += 1;
     }
     Ok(())
+}
+
+/// Whether a field ends at `end`: `Some((true, next))` after a comma, `Some((false, next))` at
+/// the end of the line (`\n`, `\r\n` or the end of the block), `None` if the field goes on.
+#[inline]
+fn separator_at(chunk: &[u8], end: usize) -> Option<(bool, usize)> {
+    match chunk.get(end) {
+        Some(b',') => Some((true, end + 1)),
+        Some(b'\n') | None => Some((false, end + 1)),
+        Some(b'\r') if chunk.get(end + 1) == Some(&b'\n') => Some((false, end + 2)),
+        _ => None,
+    }
+}
+
+/// A `\r` not followed by `\n` ends a record for the `csv` crate; leave such blocks to it.
+fn has_lone_cr(chunk: &[u8]) -> bool {
+    chunk.contains(&b'\r')
+        && chunk
+            .iter()
+            .enumerate()
+            .any(|(i, &b)| b == b'\r' && chunk.get(i + 1) != Some(&b'\n'))
 }
 
 fn wrong_field_count(ctx: &WorkerContext<'_>, found: usize) -> InputError {
@@ -632,70 +666,52 @@ fn parse_decimal_prefix(s: &[u8]) -> Option<(f64, usize)> {
         b'+' => (false, 1),
         _ => (false, 0),
     };
+    // Digits accumulate with wrapping arithmetic; more than 19 of them (where u64 could
+    // overflow) go to the slow path below, so wrapping never changes a returned value.
     let mut mantissa: u64 = 0;
-    let mut digits = 0u32; // significant digits taken into the mantissa
-    let mut exponent: i32 = 0;
-    let mut any_digit = false;
-    while let Some(&c) = s.get(i) {
-        let d = c.wrapping_sub(b'0');
-        if d > 9 {
-            break;
-        }
-        any_digit = true;
-        if mantissa != 0 || d != 0 {
-            digits += 1;
-            if digits > 19 {
-                return None;
-            }
-        }
-        mantissa = mantissa * 10 + d as u64;
+    let int_start = i;
+    while let Some(d) = s.get(i).map(|c| c.wrapping_sub(b'0')).filter(|&d| d <= 9) {
+        mantissa = mantissa.wrapping_mul(10).wrapping_add(d as u64);
         i += 1;
     }
+    let mut digits = i - int_start;
+    let mut exponent: i32 = 0;
     if s.get(i) == Some(&b'.') {
         i += 1;
-        while let Some(&c) = s.get(i) {
-            let d = c.wrapping_sub(b'0');
-            if d > 9 {
-                break;
-            }
-            any_digit = true;
-            if mantissa != 0 || d != 0 {
-                digits += 1;
-                if digits > 19 {
-                    return None;
-                }
-            }
-            mantissa = mantissa * 10 + d as u64;
-            exponent -= 1;
+        let frac_start = i;
+        while let Some(d) = s.get(i).map(|c| c.wrapping_sub(b'0')).filter(|&d| d <= 9) {
+            mantissa = mantissa.wrapping_mul(10).wrapping_add(d as u64);
             i += 1;
         }
+        digits += i - frac_start;
+        exponent = -((i - frac_start) as i32);
     }
-    if !any_digit {
+    if digits == 0 || digits > 19 {
         return None;
     }
     if s.get(i).is_some_and(|&c| c == b'e' || c == b'E') {
         i += 1;
-        let (exp_negative, start) = match s.get(i) {
-            Some(b'-') => (true, i + 1),
-            Some(b'+') => (false, i + 1),
-            _ => (false, i),
-        };
-        i = start;
-        let mut e: i32 = 0;
-        let mut exp_digits = 0;
-        while let Some(&c) = s.get(i) {
-            let d = c.wrapping_sub(b'0');
-            if d > 9 {
-                break;
+        let exp_negative = match s.get(i) {
+            Some(b'-') => {
+                i += 1;
+                true
             }
-            if exp_digits >= 4 {
+            Some(b'+') => {
+                i += 1;
+                false
+            }
+            _ => false,
+        };
+        let exp_start = i;
+        let mut e: i32 = 0;
+        while let Some(d) = s.get(i).map(|c| c.wrapping_sub(b'0')).filter(|&d| d <= 9) {
+            if i - exp_start >= 4 {
                 return None;
             }
             e = e * 10 + d as i32;
-            exp_digits += 1;
             i += 1;
         }
-        if exp_digits == 0 {
+        if i == exp_start {
             return None;
         }
         exponent += if exp_negative { -e } else { e };
@@ -747,7 +763,8 @@ mod tests {
     /// The quote-free fast path reads exactly what the `csv` crate reads.
     #[test]
     fn plain_path_matches_csv_crate() {
-        let chunk = b"1.5,a,,x\r\n-2e3,b,NA,y\n\n 7 ,a,3,z\n0.25,,4.5e-1,w\n";
+        let chunk =
+            b"1.5,a,,x\r\n-2e3,b,NA,y\n\n 7 ,a,3,z\n0.25,,4.5e-1,w\r\n\r\n1e5x,c,2,\n3,d,1,";
         let plans = [
             Plan {
                 field: 0,
@@ -796,7 +813,7 @@ mod tests {
             (format!("{cols:?}"), rows)
         };
         assert_eq!(run(true), run(false));
-        assert_eq!(run(true).1, 4);
+        assert_eq!(run(true).1, 6);
         let mut cols: Vec<ColumnData> = plans
             .iter()
             .map(|p| ColumnData::with_capacity(p.kind, 0))
