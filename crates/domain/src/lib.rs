@@ -4,6 +4,7 @@
 //! Architecture invariant: this crate does no IO. No tokio, no SQL, no HTTP, no file system. Time is
 //! handed in through [`Clock`]; randomness only mints ids.
 
+pub mod alerting;
 pub mod clock;
 pub mod dataset;
 pub mod error;

@@ -19,6 +19,32 @@ pub struct Config {
     pub max_upload_bytes: u64,
     /// Name of this server among several on one database (defaults to a random one).
     pub worker_id: Option<String>,
+    /// Outgoing mail for email alert channels.
+    pub smtp: Option<SmtpConfig>,
+}
+
+/// SMTP settings for email notifications. `tls` is `starttls` (default), `tls` or `none`.
+#[derive(Clone)]
+pub struct SmtpConfig {
+    pub host: String,
+    pub port: u16,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub from: String,
+    pub tls: String,
+}
+
+impl std::fmt::Debug for SmtpConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SmtpConfig")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "***"))
+            .field("from", &self.from)
+            .field("tls", &self.tls)
+            .finish()
+    }
 }
 
 impl Default for Config {
@@ -32,6 +58,7 @@ impl Default for Config {
             background: true,
             max_upload_bytes: 20 * 1024 * 1024 * 1024,
             worker_id: None,
+            smtp: None,
         }
     }
 }
@@ -63,6 +90,7 @@ impl std::fmt::Debug for Config {
             .field("onnxruntime_lib", &self.onnxruntime_lib)
             .field("background", &self.background)
             .field("max_upload_bytes", &self.max_upload_bytes)
+            .field("smtp", &self.smtp)
             .finish()
     }
 }

@@ -4,8 +4,10 @@
 //! Architecture invariant: this is the only crate that knows HTTP. Handlers parse and check input,
 //! call the domain for rules and the store for persistence, and shape records for the wire.
 
+pub mod alerts;
 pub mod auth;
 pub mod config;
+pub mod drift;
 pub mod error;
 pub mod extract;
 pub mod idempotency;

@@ -35,4 +35,12 @@ pub async fn rollout_event(
     {
         tracing::warn!(error = %e, "could not record a notification");
     }
+    let payload = json!({
+        "event": format!("deployment.{kind}"), "deployment_id": d.id, "deployment": d.name, "model_id": model_id,
+        "reason": reason, "at": crate::routes::time(ctx.at),
+        "message": format!("{}: {kind} of {model_id} — {reason}", d.name),
+    });
+    if let Err(e) = crate::alerts::notify_deployment(state, d, payload).await {
+        tracing::warn!(error = %e, "could not queue rollout notifications");
+    }
 }

@@ -219,7 +219,11 @@ pub fn log_columns(p: &Prediction, output: &OutputKind) -> (Option<String>, Opti
 }
 
 enum LogMsg {
-    Record(PredictionRecord),
+    /// A record and, for primary predictions, its features (folded into the live drift sketches).
+    Record(
+        PredictionRecord,
+        Option<serde_json::Map<String, serde_json::Value>>,
+    ),
     Flush(oneshot::Sender<()>),
 }
 
@@ -235,8 +239,11 @@ const LOG_QUEUE: usize = 100_000;
 const LOG_BATCH: usize = 5_000;
 
 impl PredictionLog {
-    /// Starts the writer task.
-    pub fn start(store: coreplex_store::Store) -> (PredictionLog, tokio::task::JoinHandle<()>) {
+    /// Starts the writer task; `writer` names this server in the saved drift sketches.
+    pub fn start(
+        store: coreplex_store::Store,
+        writer: String,
+    ) -> (PredictionLog, tokio::task::JoinHandle<()>) {
         let (tx, mut rx) = mpsc::channel::<LogMsg>(LOG_QUEUE);
         let written = Arc::new(AtomicU64::new(0));
         let failed = Arc::new(AtomicU64::new(0));
@@ -244,11 +251,20 @@ impl PredictionLog {
         let task = tokio::spawn(async move {
             let mut batch = Vec::with_capacity(LOG_BATCH);
             let mut waiting = Vec::new();
+            let mut sketches = crate::drift::LiveSketches::default();
+            let mut last_save = std::time::Instant::now();
+            let mut latest_at = 0i64;
             while let Some(first) = rx.recv().await {
                 let mut next = Some(first);
                 while let Some(msg) = next.take() {
                     match msg {
-                        LogMsg::Record(r) => batch.push(r),
+                        LogMsg::Record(r, features) => {
+                            if let Some(f) = features {
+                                sketches.add(&r.deployment_id, r.at, &f);
+                            }
+                            latest_at = latest_at.max(r.at);
+                            batch.push(r)
+                        }
                         LogMsg::Flush(done) => waiting.push(done),
                     }
                     if batch.len() < LOG_BATCH {
@@ -279,6 +295,10 @@ impl PredictionLog {
                     }
                     batch.clear();
                 }
+                if !waiting.is_empty() || last_save.elapsed() > std::time::Duration::from_secs(2) {
+                    sketches.save(&store, &writer, latest_at).await;
+                    last_save = std::time::Instant::now();
+                }
                 for done in waiting.drain(..) {
                     let _ = done.send(());
                 }
@@ -294,9 +314,14 @@ impl PredictionLog {
         )
     }
 
-    /// Queues a record, waiting for room when the queue is full.
-    pub async fn append(&self, r: PredictionRecord) {
-        if self.tx.send(LogMsg::Record(r)).await.is_err() {
+    /// Queues a record, waiting for room when the queue is full. `features` (primary predictions)
+    /// also feed the live drift sketches.
+    pub async fn append(
+        &self,
+        r: PredictionRecord,
+        features: Option<serde_json::Map<String, serde_json::Value>>,
+    ) {
+        if self.tx.send(LogMsg::Record(r, features)).await.is_err() {
             self.failed.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -397,41 +422,47 @@ async fn run_shadow(log: &PredictionLog, work: ShadowWork) {
         Ok(preds) => {
             for ((p, row), rid) in preds.iter().zip(&rows).zip(&work.request_ids) {
                 let (predicted, score) = log_columns(p, &output_kind);
-                log.append(PredictionRecord {
-                    request_id: rid.clone(),
-                    role: "shadow",
-                    deployment_id: work.endpoint.deployment_id.clone(),
-                    model_id: shadow.model_id.clone(),
-                    variant: "shadow".into(),
-                    at: work.at,
-                    latency_us: per_row_us,
-                    is_error: false,
-                    entity_id: work.entity_id.clone(),
-                    features: serde_json::Value::Object(row.clone()).to_string(),
-                    output: serde_json::to_string(p).unwrap_or_default(),
-                    predicted,
-                    score,
-                })
+                log.append(
+                    PredictionRecord {
+                        request_id: rid.clone(),
+                        role: "shadow",
+                        deployment_id: work.endpoint.deployment_id.clone(),
+                        model_id: shadow.model_id.clone(),
+                        variant: "shadow".into(),
+                        at: work.at,
+                        latency_us: per_row_us,
+                        is_error: false,
+                        entity_id: work.entity_id.clone(),
+                        features: serde_json::Value::Object(row.clone()).to_string(),
+                        output: serde_json::to_string(p).unwrap_or_default(),
+                        predicted,
+                        score,
+                    },
+                    None,
+                )
                 .await;
             }
         }
         Err(e) => {
             for (row, rid) in rows.iter().zip(&work.request_ids) {
-                log.append(PredictionRecord {
-                    request_id: rid.clone(),
-                    role: "shadow",
-                    deployment_id: work.endpoint.deployment_id.clone(),
-                    model_id: shadow.model_id.clone(),
-                    variant: "shadow".into(),
-                    at: work.at,
-                    latency_us: per_row_us,
-                    is_error: true,
-                    entity_id: work.entity_id.clone(),
-                    features: serde_json::Value::Object(row.clone()).to_string(),
-                    output: serde_json::json!({"error": e.to_string()}).to_string(),
-                    predicted: None,
-                    score: None,
-                })
+                log.append(
+                    PredictionRecord {
+                        request_id: rid.clone(),
+                        role: "shadow",
+                        deployment_id: work.endpoint.deployment_id.clone(),
+                        model_id: shadow.model_id.clone(),
+                        variant: "shadow".into(),
+                        at: work.at,
+                        latency_us: per_row_us,
+                        is_error: true,
+                        entity_id: work.entity_id.clone(),
+                        features: serde_json::Value::Object(row.clone()).to_string(),
+                        output: serde_json::json!({"error": e.to_string()}).to_string(),
+                        predicted: None,
+                        score: None,
+                    },
+                    None,
+                )
                 .await;
             }
         }

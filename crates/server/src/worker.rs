@@ -175,6 +175,8 @@ pub async fn tick(state: &AppState) -> coreplex_store::Result<()> {
         );
     }
     crate::rollouts::tick(state).await?;
+    crate::alerts::evaluate_due(state).await?;
+    crate::alerts::deliver_due(state).await?;
     Ok(())
 }
 

@@ -199,6 +199,17 @@ impl Store {
         rows.iter().map(version).collect()
     }
 
+    /// A dataset version by id in any organization (for controllers that already know the project).
+    pub async fn get_dataset_version_any(&self, id: &str) -> Result<Option<DatasetVersion>> {
+        let row = sqlx::query("SELECT * FROM dataset_versions WHERE id = $1")
+            .bind(id)
+            .fetch_all(&self.pool)
+            .await?
+            .into_iter()
+            .next();
+        row.as_ref().map(version).transpose()
+    }
+
     pub async fn get_dataset_version(
         &self,
         org_id: &str,

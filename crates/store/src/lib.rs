@@ -20,11 +20,13 @@ mod datasets;
 mod deployments;
 pub mod jobs;
 mod models;
+mod monitoring;
 mod records;
 mod tenancy;
 
 pub use artifacts::ArtifactStore;
 pub use deployments::*;
+pub use monitoring::*;
 pub use records::*;
 
 use sqlx::any::{AnyPoolOptions, AnyRow};

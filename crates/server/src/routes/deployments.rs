@@ -35,6 +35,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(events))
         .routes(routes!(list_predictions))
         .routes(routes!(comparison))
+        .routes(routes!(drift))
+        .routes(routes!(concept_drift))
         .routes(routes!(promote))
         .routes(routes!(rollback))
         .routes(routes!(pause))
@@ -496,21 +498,24 @@ async fn predict(
             for (row, rid) in rows.iter().zip(&request_ids) {
                 state
                     .log
-                    .append(PredictionRecord {
-                        request_id: rid.clone(),
-                        role: "primary",
-                        deployment_id: id.clone(),
-                        model_id: variant.model_id.clone(),
-                        variant: variant.name.into(),
-                        at,
-                        latency_us: per_row_us,
-                        is_error: true,
-                        entity_id: req.entity_id.clone(),
-                        features: serde_json::Value::Object(row.clone()).to_string(),
-                        output: json!({"error": e.to_string()}).to_string(),
-                        predicted: None,
-                        score: None,
-                    })
+                    .append(
+                        PredictionRecord {
+                            request_id: rid.clone(),
+                            role: "primary",
+                            deployment_id: id.clone(),
+                            model_id: variant.model_id.clone(),
+                            variant: variant.name.into(),
+                            at,
+                            latency_us: per_row_us,
+                            is_error: true,
+                            entity_id: req.entity_id.clone(),
+                            features: serde_json::Value::Object(row.clone()).to_string(),
+                            output: json!({"error": e.to_string()}).to_string(),
+                            predicted: None,
+                            score: None,
+                        },
+                        None,
+                    )
                     .await;
             }
             return Err(ApiError::internal(format!(
@@ -520,35 +525,40 @@ async fn predict(
         }
     };
     let output_kind = &variant.model.schema().output;
-    for ((pred, row), rid) in preds.iter().zip(&rows).zip(&request_ids) {
+    let shadow_rows = ep.shadow.is_some().then(|| rows.clone());
+    for ((pred, row), rid) in preds.iter().zip(rows).zip(&request_ids) {
         let (predicted, score) = log_columns(pred, output_kind);
+        let features = serde_json::to_string(&row).unwrap_or_default();
         state
             .log
-            .append(PredictionRecord {
-                request_id: rid.clone(),
-                role: "primary",
-                deployment_id: id.clone(),
-                model_id: variant.model_id.clone(),
-                variant: variant.name.into(),
-                at,
-                latency_us: per_row_us,
-                is_error: false,
-                entity_id: req.entity_id.clone(),
-                features: serde_json::Value::Object(row.clone()).to_string(),
-                output: serde_json::to_string(pred).unwrap_or_default(),
-                predicted,
-                score,
-            })
+            .append(
+                PredictionRecord {
+                    request_id: rid.clone(),
+                    role: "primary",
+                    deployment_id: id.clone(),
+                    model_id: variant.model_id.clone(),
+                    variant: variant.name.into(),
+                    at,
+                    latency_us: per_row_us,
+                    is_error: false,
+                    entity_id: req.entity_id.clone(),
+                    features,
+                    output: serde_json::to_string(pred).unwrap_or_default(),
+                    predicted,
+                    score,
+                },
+                Some(row),
+            )
             .await;
     }
     state.serving_metrics.observe(
         &id,
         variant.name,
-        rows.len() as u64,
+        request_ids.len() as u64,
         latency.as_secs_f64(),
         false,
     );
-    if ep.shadow.is_some() {
+    if let Some(rows) = shadow_rows {
         state.shadow.offer(ShadowWork {
             endpoint: Arc::clone(&ep),
             rows,
@@ -914,6 +924,126 @@ async fn comparison(
 ) -> ApiResult<axum::Json<serde_json::Value>> {
     let d = visible_deployment(&state, &p, &id, Action::Read).await?;
     Ok(axum::Json(rollouts::shadow_report(&state, &d).await?))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct DriftParams {
+    /// Window ending now, in minutes (default 60).
+    pub window_minutes: Option<i64>,
+    /// Or an RFC 3339 range.
+    pub since: Option<String>,
+    pub until: Option<String>,
+    /// Compare with this dataset version instead of the serving model's training data.
+    pub reference_dataset_version_id: Option<String>,
+    /// Significance level of the tests (default 0.05).
+    pub alpha: Option<f64>,
+    /// PSI at or above which a shift is practically significant (default 0.1).
+    pub psi_threshold: Option<f64>,
+}
+
+/// Data drift of live traffic against the training data's profile, per feature: test, statistic,
+/// p-value, PSI, distances, missing shares and histograms; `data_drift_score` = share of features
+/// drifted.
+#[utoipa::path(get, path = "/api/v1/deployments/{deployment_id}/drift", tag = "monitoring",
+    params(("deployment_id" = String, Path), DriftParams), responses((status = 200, body = Object), (status = 409, body = ErrorBody)))]
+async fn drift(
+    State(state): State<AppState>,
+    p: Principal,
+    Path(id): Path<String>,
+    ApiQuery(q): ApiQuery<DriftParams>,
+) -> ApiResult<axum::Json<serde_json::Value>> {
+    let d = visible_deployment(&state, &p, &id, Action::Read).await?;
+    let now = state.now();
+    let t = |f: &str, v: &Option<String>| -> ApiResult<Option<i64>> {
+        v.as_deref()
+            .map(|s| {
+                coreplex_domain::clock::parse_rfc3339(s)
+                    .ok_or_else(|| ApiError::invalid(f, format!("`{s}` is not an RFC 3339 time")))
+            })
+            .transpose()
+    };
+    let until = t("until", &q.until)?.unwrap_or(now + 1);
+    let since = match t("since", &q.since)? {
+        Some(s) => s,
+        None => {
+            let w = q.window_minutes.unwrap_or(60);
+            if !(1..=525_600).contains(&w) {
+                return Err(ApiError::invalid("window_minutes", "between 1 and 525600"));
+            }
+            until - w * 60_000
+        }
+    };
+    if until <= since {
+        return Err(ApiError::invalid("until", "must be after since"));
+    }
+    let mut rule = crate::drift::Rule::default();
+    if let Some(a) = q.alpha {
+        if !(a > 0.0 && a < 1.0) {
+            return Err(ApiError::invalid("alpha", "must be in (0, 1)"));
+        }
+        rule.alpha = a;
+    }
+    if let Some(t) = q.psi_threshold {
+        if !(t.is_finite() && t >= 0.0) {
+            return Err(ApiError::invalid(
+                "psi_threshold",
+                "must be a non-negative number",
+            ));
+        }
+        rule.psi_threshold = t;
+    }
+    Ok(axum::Json(
+        crate::drift::live_drift(
+            &state,
+            &d,
+            since,
+            until,
+            q.reference_dataset_version_id.as_deref(),
+            rule,
+        )
+        .await?,
+    ))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ConceptDriftParams {
+    /// Quality metric (default AUC for classification, RMSE for regression).
+    pub metric: Option<String>,
+    pub window_minutes: Option<i64>,
+    /// Consecutive windows that must all be degraded (default 3).
+    pub windows: Option<i64>,
+    /// Relative degradation against the validation value (default 0.05 = 5%).
+    pub tolerance: Option<f64>,
+}
+
+/// Concept drift: sustained degradation of a quality metric over consecutive windows relative to the
+/// model's validation metric.
+#[utoipa::path(get, path = "/api/v1/deployments/{deployment_id}/concept-drift", tag = "monitoring",
+    params(("deployment_id" = String, Path), ConceptDriftParams), responses((status = 200, body = Object)))]
+async fn concept_drift(
+    State(state): State<AppState>,
+    p: Principal,
+    Path(id): Path<String>,
+    ApiQuery(q): ApiQuery<ConceptDriftParams>,
+) -> ApiResult<axum::Json<serde_json::Value>> {
+    let d = visible_deployment(&state, &p, &id, Action::Read).await?;
+    let w = q.window_minutes.unwrap_or(60);
+    let n = q.windows.unwrap_or(3);
+    let tol = q.tolerance.unwrap_or(0.05);
+    if !(1..=10_080).contains(&w) {
+        return Err(ApiError::invalid("window_minutes", "between 1 and 10080"));
+    }
+    if !(1..=100).contains(&n) {
+        return Err(ApiError::invalid("windows", "between 1 and 100"));
+    }
+    if !(0.0..1.0).contains(&tol) {
+        return Err(ApiError::invalid("tolerance", "in [0, 1)"));
+    }
+    Ok(axum::Json(
+        crate::drift::concept_drift(&state, &d, q.metric.as_deref(), w, n, tol).await?,
+    ))
 }
 
 #[derive(Deserialize, ToSchema, Default)]

@@ -1,6 +1,7 @@
 //! HTTP routes, one module per area, each exporting `router()`. Every route carries its OpenAPI
 //! description next to it; `/api/v1/openapi.json` is generated from them.
 
+pub mod alerts;
 pub mod audit;
 pub mod datasets;
 pub mod deployments;
@@ -39,6 +40,7 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(datasets::router())
         .merge(models::router())
         .merge(deployments::router())
+        .merge(alerts::router())
         .merge(jobs::router())
 }
 

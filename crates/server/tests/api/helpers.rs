@@ -35,15 +35,25 @@ pub async fn spawn_app() -> TestApp {
 /// A server on an existing data folder (to restart one); `admin` is empty when the folder was
 /// already bootstrapped.
 pub async fn spawn_app_in(data: &std::path::Path, clock: ManualClock) -> TestApp {
+    spawn_app_with(data, clock, |_| {}).await
+}
+
+/// A server with adjusted configuration (e.g. SMTP settings).
+pub async fn spawn_app_with(
+    data: &std::path::Path,
+    clock: ManualClock,
+    adjust: impl FnOnce(&mut Config),
+) -> TestApp {
     if std::env::var("TEST_LOG").is_ok() {
         let _ = tracing_subscriber::fmt().with_test_writer().try_init();
     }
-    let config = Config {
+    let mut config = Config {
         listen: "127.0.0.1:0".parse().unwrap(),
         data_dir: data.to_path_buf(),
         background: false,
         ..Config::default()
     };
+    adjust(&mut config);
     let app = Application::build(config, Arc::new(clock.clone()))
         .await
         .expect("server starts");

@@ -4,5 +4,7 @@ mod conventions;
 mod datasets;
 mod deployments;
 mod helpers;
+mod monitoring;
+mod receivers;
 mod registry;
 mod tenancy;

@@ -19,6 +19,7 @@ enum Need {
 }
 
 struct Ids {
+    alert: String,
     dep: String,
     p: String,
     ds: String,
@@ -30,6 +31,7 @@ struct Ids {
 
 fn routes(ids: &Ids) -> Vec<(Method, String, &'static str, Need, Option<Value>)> {
     let Ids {
+        alert,
         dep,
         p,
         ds,
@@ -355,7 +357,82 @@ fn routes(ids: &Ids) -> Vec<(Method, String, &'static str, Need, Option<Value>)>
             Editor,
             None,
         ),
+        (
+            Method::GET,
+            format!("/api/v1/deployments/{dep}/drift"),
+            "/api/v1/deployments/{deployment_id}/drift",
+            Viewer,
+            None,
+        ),
+        (
+            Method::GET,
+            format!("/api/v1/deployments/{dep}/concept-drift"),
+            "/api/v1/deployments/{deployment_id}/concept-drift",
+            Viewer,
+            None,
+        ),
+        (
+            Method::GET,
+            format!("/api/v1/deployments/{dep}/notifications"),
+            "/api/v1/deployments/{deployment_id}/notifications",
+            Viewer,
+            None,
+        ),
+        (
+            Method::POST,
+            "/api/v1/alerts".into(),
+            "/api/v1/alerts",
+            Editor,
+            Some(alert_body(dep)),
+        ),
+        (
+            Method::GET,
+            format!("/api/v1/alerts?project_id={p}"),
+            "/api/v1/alerts",
+            Viewer,
+            None,
+        ),
+        (
+            Method::GET,
+            format!("/api/v1/alerts/{alert}"),
+            "/api/v1/alerts/{alert_id}",
+            Viewer,
+            None,
+        ),
+        (
+            Method::GET,
+            format!("/api/v1/alerts/{alert}/history"),
+            "/api/v1/alerts/{alert_id}/history",
+            Viewer,
+            None,
+        ),
+        (
+            Method::GET,
+            format!("/api/v1/alerts/{alert}/deliveries"),
+            "/api/v1/alerts/{alert_id}/deliveries",
+            Viewer,
+            None,
+        ),
+        (
+            Method::PATCH,
+            format!("/api/v1/alerts/{alert}"),
+            "/api/v1/alerts/{alert_id}",
+            Editor,
+            Some(json!({"threshold": 5})),
+        ),
+        (
+            Method::DELETE,
+            format!("/api/v1/alerts/{alert}"),
+            "/api/v1/alerts/{alert_id}",
+            Editor,
+            None,
+        ),
     ]
+}
+
+fn alert_body(dep: &str) -> Value {
+    json!({"deployment_id": dep, "name": "volume", "metric": "requests", "condition": "greater_than", "threshold": 1,
+           "channels": [{"type": "email", "address": "team@example.com"}]})
 }
 
 fn predict_body() -> Value {
@@ -389,8 +466,14 @@ async fn setup(t: &TestApp) -> Ids {
         )
         .await
         .ok();
+    let dep_id = dep["id"].as_str().unwrap().to_string();
+    let alert = t
+        .post("/api/v1/alerts", &t.admin, alert_body(&dep_id))
+        .await
+        .ok();
     Ids {
-        dep: dep["id"].as_str().unwrap().into(),
+        alert: alert["id"].as_str().unwrap().into(),
+        dep: dep_id,
         p,
         ds: v["dataset_id"].as_str().unwrap().into(),
         dsv: v["id"].as_str().unwrap().into(),
@@ -490,6 +573,7 @@ async fn another_organization_sees_nothing_of_this_one() {
             && !path.contains(&ids.key)
             && !path.contains(&ids.dsv)
             && !path.contains(&ids.dep)
+            && !path.contains(&ids.alert)
         {
             continue;
         }
