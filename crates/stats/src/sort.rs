@@ -41,7 +41,15 @@ pub(crate) fn sort_f64(values: &mut Vec<f64>) {
         }
     }
     let n = keys.len();
-    let mut buffer = vec![0u64; n];
+    // The scatter buffer is kept per thread: a drift report sorts two columns per feature on
+    // each worker, and a fresh multi-megabyte buffer would cost page faults every time.
+    let mut scratch = SCRATCH.with(|s| std::mem::take(&mut *s.borrow_mut()));
+    if scratch.len() < n {
+        scratch.resize(n, 0);
+    }
+    let mut src: &mut [u64] = &mut keys;
+    let mut dst: &mut [u64] = &mut scratch[..n];
+    let mut sorted_in_scratch = false;
     for (pass, h) in histograms.iter_mut().enumerate() {
         // A digit shared by every key (common for the exponent bits) needs no pass.
         if h.iter().any(|&c| c == n) {
@@ -54,14 +62,28 @@ pub(crate) fn sort_f64(values: &mut Vec<f64>) {
             offset += count;
         }
         let shift = pass * DIGIT_BITS;
-        for &k in &keys {
+        for &k in src.iter() {
             let d = ((k >> shift) as usize) & (BUCKETS - 1);
-            buffer[h[d]] = k;
+            dst[h[d]] = k;
             h[d] += 1;
         }
-        std::mem::swap(&mut keys, &mut buffer);
+        std::mem::swap(&mut src, &mut dst);
+        sorted_in_scratch = !sorted_in_scratch;
+    }
+    if sorted_in_scratch {
+        keys.copy_from_slice(&scratch[..n]);
     }
     *values = keys.into_iter().map(unkey).collect();
+    // Keep at most 32 MB per thread (long-lived server threads included).
+    if scratch.len() <= MAX_SCRATCH {
+        SCRATCH.with(|s| *s.borrow_mut() = scratch);
+    }
+}
+
+const MAX_SCRATCH: usize = 4 << 20;
+
+thread_local! {
+    static SCRATCH: std::cell::RefCell<Vec<u64>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 #[cfg(test)]
