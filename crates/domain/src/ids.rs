@@ -16,6 +16,32 @@ pub fn new_id(prefix: &str) -> String {
     s
 }
 
+/// An id that sorts by creation: the time in milliseconds, a per-process counter (so ids made in the
+/// same millisecond keep their order), then randomness. Used for timeline entries, which are listed
+/// by time and then id.
+pub fn new_sortable_id(prefix: &str, at_ms: i64) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    fn base36(mut n: u64, width: usize) -> String {
+        let mut out = vec![b'0'; width];
+        for slot in out.iter_mut().rev() {
+            *slot = ALPHABET[(n % 36) as usize];
+            n /= 36;
+        }
+        String::from_utf8(out).unwrap_or_default()
+    }
+    let count = COUNTER.fetch_add(1, Ordering::Relaxed) as u64 % (36 * 36 * 36 * 36);
+    let mut rng = rand::rng();
+    let tail: String = (0..8)
+        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
+        .collect();
+    format!(
+        "{prefix}_{}{}{tail}",
+        base36(at_ms.max(0) as u64, 9),
+        base36(count, 4)
+    )
+}
+
 /// Random secret material for API keys: 40 base-36 characters (about 206 bits).
 pub fn new_secret() -> String {
     let mut rng = rand::rng();
@@ -36,6 +62,17 @@ pub const EVENT: &str = "evt";
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sortable_ids_keep_creation_order_within_a_millisecond() {
+        let ids: Vec<String> = (0..100)
+            .map(|_| new_sortable_id(EVENT, 1_795_600_000_000))
+            .collect();
+        let mut sorted = ids.clone();
+        sorted.sort();
+        assert_eq!(ids, sorted);
+        assert!(new_sortable_id(EVENT, 5) < new_sortable_id(EVENT, 6));
+    }
 
     #[test]
     fn ids_carry_prefix_and_differ() {

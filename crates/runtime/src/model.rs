@@ -471,13 +471,15 @@ impl LoadedModel {
                     )));
                 }
                 let stride = vals.len() / n;
-                Ok((0..n)
+                let out: Vec<Prediction> = (0..n)
                     .map(|r| Prediction {
                         label: None,
                         probabilities: None,
                         value: Some(vals[r * stride]),
                     })
-                    .collect())
+                    .collect();
+                check_finite(&out, rows)?;
+                Ok(out)
             }
             OutputKind::Classifier {
                 classes,
@@ -514,7 +516,7 @@ impl LoadedModel {
                             .collect()
                     }
                 };
-                Ok(labels
+                let out: Vec<Prediction> = labels
                     .into_iter()
                     .zip(probs)
                     .map(|(l, p)| Prediction {
@@ -522,10 +524,45 @@ impl LoadedModel {
                         probabilities: Some(p),
                         value: None,
                     })
-                    .collect())
+                    .collect();
+                check_finite(&out, rows)?;
+                Ok(out)
             }
         }
     }
+}
+
+/// A prediction computed from missing values (null) that the model cannot handle comes out as NaN:
+/// answer that as bad input naming the missing features, never as a made-up label.
+fn check_finite(
+    preds: &[Prediction],
+    rows: &[serde_json::Map<String, serde_json::Value>],
+) -> Result<()> {
+    for (i, p) in preds.iter().enumerate() {
+        let bad = p.value.map(|v| !v.is_finite()).unwrap_or(false)
+            || p.probabilities
+                .as_ref()
+                .map(|ps| ps.iter().any(|(_, x)| !x.is_finite()))
+                .unwrap_or(false);
+        if bad {
+            let nulls: Vec<&str> = rows[i]
+                .iter()
+                .filter(|(_, v)| v.is_null())
+                .map(|(k, _)| k.as_str())
+                .collect();
+            let field = match (nulls.as_slice(), rows.len()) {
+                ([one], 1) => one.to_string(),
+                ([one], _) => format!("rows[{i}].{one}"),
+                (_, 1) if !nulls.is_empty() => nulls.join(", "),
+                _ => format!("rows[{i}]"),
+            };
+            return Err(Error::BadInput {
+                field,
+                message: "missing value (null): this model cannot predict without it".into(),
+            });
+        }
+    }
+    Ok(())
 }
 
 fn int(x: f64, field: &dyn Fn() -> String) -> Result<i64> {

@@ -133,7 +133,7 @@ async fn insert_event(
     sqlx::query(
         "INSERT INTO deployment_events (id, deployment_id, at, kind, actor, detail_json) VALUES ($1, $2, $3, $4, $5, $6)",
     )
-    .bind(ids::new_id(ids::EVENT))
+    .bind(ids::new_sortable_id(ids::EVENT, ctx.at))
     .bind(deployment_id)
     .bind(ctx.at)
     .bind(kind)

@@ -131,7 +131,7 @@ impl Store {
             "INSERT INTO model_transitions (id, model_id, from_status, to_status, actor, at, reason) \
              VALUES ($1, $2, NULL, $3, $4, $5, $6)",
         )
-        .bind(ids::new_id(ids::EVENT))
+        .bind(ids::new_sortable_id(ids::EVENT, ctx.at))
         .bind(&rec.id)
         .bind(&rec.status)
         .bind(&ctx.actor)
@@ -304,7 +304,7 @@ impl Store {
                 "INSERT INTO model_transitions (id, model_id, from_status, to_status, actor, at, reason) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7)",
             )
-            .bind(ids::new_id(ids::EVENT))
+            .bind(ids::new_sortable_id(ids::EVENT, ctx.at))
             .bind(&change.model_id)
             .bind(change.from.as_str())
             .bind(change.to.as_str())

@@ -360,7 +360,7 @@ impl Store {
         .await?;
         if let Some((kind, detail)) = event {
             sqlx::query("INSERT INTO alert_events (id, alert_id, at, kind, value, detail_json) VALUES ($1, $2, $3, $4, $5, $6)")
-                .bind(ids::new_id(ids::EVENT))
+                .bind(ids::new_sortable_id(ids::EVENT, now))
                 .bind(&a.id)
                 .bind(now)
                 .bind(kind)

@@ -97,11 +97,26 @@ impl From<Deployment> for DeploymentView {
             status: d.status,
             serving_model_id: d.serving_model_id,
             previous_model_id: d.previous_model_id,
-            rollout: d.rollout,
+            rollout: rollout_times(d.rollout),
             created_at: time(d.created_at),
             updated_at: time(d.updated_at),
         }
     }
+}
+
+/// The rollout document with its times as RFC 3339, like every other time in the API.
+fn rollout_times(mut r: serde_json::Value) -> serde_json::Value {
+    if let Some(t) = r.get("started_at").and_then(|v| v.as_i64()) {
+        r["started_at"] = json!(time(t));
+    }
+    if let Some(phase) = r.get_mut("phase") {
+        for key in ["step_started_at", "switched_at", "started_at"] {
+            if let Some(t) = phase.get(key).and_then(|v| v.as_i64()) {
+                phase[key] = json!(time(t));
+            }
+        }
+    }
+    r
 }
 
 /// Strategy settings a request may give; missing ones keep the deployment's (or the defaults).
@@ -321,6 +336,12 @@ async fn start_rollout(
 ) -> ApiResult<axum::Json<DeploymentView>> {
     let d = visible_deployment(&state, &p, &id, Action::Write).await?;
     let model = visible_model(&state, &p, &req.model_id, Action::Read).await?;
+    if model.project_id != d.project_id {
+        return Err(ApiError::invalid(
+            "model_id",
+            format!("no model {} in this deployment's project", req.model_id),
+        ));
+    }
     let task = rollouts::task_of(&d);
     let strategy = Strategy::parse(
         "strategy",
@@ -629,6 +650,16 @@ async fn feedback(
         ));
     }
     let regression = rollouts::task_of(&d) == Task::Regression;
+    // Class labels the deployment's models know, to refuse labels that are not classes.
+    let mut classes: Vec<String> = Vec::new();
+    let candidate = rollout_of(&d).map(|r| r.candidate_model_id);
+    for m in d.serving_model_id.iter().chain(candidate.iter()) {
+        if let Some(model) = state.store.get_model_any(m).await? {
+            if let Some(c) = model.output_schema["classes"].as_array() {
+                classes.extend(c.iter().filter_map(|x| x.as_str().map(str::to_string)));
+            }
+        }
+    }
     let mut updates = Vec::with_capacity(labels.len());
     for (i, l) in labels.into_iter().enumerate() {
         let (label, value) = match (&l.label, l.value) {
@@ -646,6 +677,20 @@ async fn feedback(
                     return Err(ApiError::invalid(
                         &format!("labels[{i}].label"),
                         "a regression label must be a number",
+                    ));
+                }
+                if !regression
+                    && !classes.is_empty()
+                    && !classes
+                        .iter()
+                        .any(|c| monitoring::norm_label(c) == monitoring::norm_label(&text))
+                {
+                    return Err(ApiError::invalid(
+                        &format!("labels[{i}].label"),
+                        format!(
+                            "`{text}` is not a class of this deployment's model ({})",
+                            classes.join(", ")
+                        ),
                     ));
                 }
                 (Some(text), num)

@@ -209,6 +209,44 @@ async fn direct_deployment_serves_logs_takes_labels_and_reports_metrics() {
         bad.message(),
         "tenure: expected a number, got the text \"x\""
     );
+    // Gradient-boosted trees route a null (missing) value; a linear model cannot, and that is bad
+    // input rather than a made-up answer.
+    let null_row = json!({"rows": [{"tenure": null, "monthly_charges": 1, "support_calls": 1, "usage_trend": 1}]});
+    t.post(
+        &format!("/api/v1/deployments/{dep}/predict"),
+        &t.admin,
+        null_row.clone(),
+    )
+    .await
+    .ok();
+    let lr = model(&t, &p, "logreg.onnx", "linear").await;
+    let (_, lr_dep) = deploy(&t, &p, "linear-api", &lr, json!({})).await;
+    let bad = t
+        .post(
+            &format!(
+                "/api/v1/deployments/{}/predict",
+                lr_dep["id"].as_str().unwrap()
+            ),
+            &t.admin,
+            null_row,
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", bad.body);
+    assert_eq!(
+        bad.message(),
+        "tenure: missing value (null): this model cannot predict without it"
+    );
+    let bad = t
+        .post(
+            &format!("/api/v1/deployments/{dep}/feedback"),
+            &t.admin,
+            json!([{"request_id": "batch7-0", "label": "banana"}]),
+        )
+        .await;
+    assert_eq!(
+        bad.message(),
+        "labels[0].label: `banana` is not a class of this deployment's model (0, 1)"
+    );
     // Delayed labels: unknown ids are reported back.
     let fb = t
         .post(
@@ -229,7 +267,7 @@ async fn direct_deployment_serves_logs_takes_labels_and_reports_metrics() {
         .await
         .ok();
     let v = &metrics["windows"][0]["variants"][0];
-    assert_eq!(v["requests"], 210);
+    assert_eq!(v["requests"], 211);
     assert_eq!(v["labelled"], 201);
     assert!(v["quality"]["auc"].as_f64().unwrap() > 0.95, "{v}");
     assert!(v["latency_p99_ms"].as_f64().unwrap() > 0.0);
@@ -257,7 +295,7 @@ async fn direct_deployment_serves_logs_takes_labels_and_reports_metrics() {
         .unwrap();
     assert!(
         prom.contains(&format!(
-            "coreplex_predict_requests_total{{deployment=\"{dep}\",variant=\"baseline\"}} 202"
+            "coreplex_predict_requests_total{{deployment=\"{dep}\",variant=\"baseline\"}} 203"
         )),
         "{prom}"
     );
