@@ -85,7 +85,10 @@ pub struct TrainedModel {
 /// Native predictions of a trained model (what the ONNX graph must reproduce).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub enum Predictions {
-    Classes { labels: Vec<String>, probabilities: Vec<Vec<f64>> },
+    Classes {
+        labels: Vec<String>,
+        probabilities: Vec<Vec<f64>>,
+    },
     Values(Vec<f64>),
 }
 
@@ -106,8 +109,14 @@ impl TrainedModel {
                 let w = self.shape.width();
                 let classes = self.class_labels.clone().unwrap_or_default();
                 let probabilities: Vec<Vec<f64>> = p.chunks(w).map(|c| c.to_vec()).collect();
-                let labels = probabilities.iter().map(|r| classes[crate::metrics::argmax(r)].clone()).collect();
-                Predictions::Classes { labels, probabilities }
+                let labels = probabilities
+                    .iter()
+                    .map(|r| classes[crate::metrics::argmax(r)].clone())
+                    .collect();
+                Predictions::Classes {
+                    labels,
+                    probabilities,
+                }
             }
         })
     }
@@ -136,12 +145,20 @@ impl Leaderboard {
     }
     /// The value a model is ranked by.
     pub fn rank_value(&self, m: &TrainedModel) -> f64 {
-        rank_value(m, &self.stopping_metric, self.ranked_by == "cross_validation")
+        rank_value(
+            m,
+            &self.stopping_metric,
+            self.ranked_by == "cross_validation",
+        )
     }
 }
 
 fn rank_value(m: &TrainedModel, metric: &str, cv: bool) -> f64 {
-    let src = if cv { m.cv_metrics.as_ref().unwrap_or(&m.metrics) } else { &m.metrics };
+    let src = if cv {
+        m.cv_metrics.as_ref().unwrap_or(&m.metrics)
+    } else {
+        &m.metrics
+    };
     src.get(metric).copied().unwrap_or(f64::NAN)
 }
 
@@ -165,7 +182,15 @@ enum Spec {
     Trees(TreeSpec),
 }
 
-fn gbm(learning_rate: f64, num_leaves: usize, max_depth: i64, min_data_in_leaf: usize, ff: f64, bf: f64, l2: f64) -> Spec {
+fn gbm(
+    learning_rate: f64,
+    num_leaves: usize,
+    max_depth: i64,
+    min_data_in_leaf: usize,
+    ff: f64,
+    bf: f64,
+    l2: f64,
+) -> Spec {
     Spec::Trees(TreeSpec {
         forest: false,
         extra_trees: false,
@@ -182,7 +207,11 @@ fn gbm(learning_rate: f64, num_leaves: usize, max_depth: i64, min_data_in_leaf: 
 fn rf(extra_trees: bool, n_features: usize, task: Task) -> Spec {
     // Per-split feature sampling like a random forest: √F for classification, F/3 for regression.
     let f = n_features.max(1) as f64;
-    let ff = if task == Task::Regression { (f / 3.0).max(1.0) / f } else { f.sqrt().max(1.0) / f };
+    let ff = if task == Task::Regression {
+        (f / 3.0).max(1.0) / f
+    } else {
+        f.sqrt().max(1.0) / f
+    };
     Spec::Trees(TreeSpec {
         forest: true,
         extra_trees,
@@ -222,6 +251,16 @@ fn random_gbm(r: &mut Rng) -> Spec {
     )
 }
 
+/// OpenMP threads for LightGBM: one below 20,000 rows, where thread synchronisation costs more than it
+/// saves (and a busy machine makes spinning threads wait for a time slice), else all cores.
+fn threads(n_rows: usize) -> usize {
+    if n_rows < 20_000 {
+        1
+    } else {
+        0
+    }
+}
+
 /// One trained base model with its predictions on the level-one rows and on the holdout.
 struct BaseResult {
     model: TrainedModel,
@@ -248,8 +287,15 @@ struct Search<'a> {
 }
 
 enum Datasets {
-    Blend { fit: LgbDataset, valid: LgbDataset, x_valid: Matrix },
-    Cv { folds: Vec<(LgbDataset, LgbDataset, Matrix, Vec<usize>)>, all: LgbDataset },
+    Blend {
+        fit: LgbDataset,
+        valid: LgbDataset,
+        x_valid: Matrix,
+    },
+    Cv {
+        folds: Vec<(LgbDataset, LgbDataset, Matrix, Vec<usize>)>,
+        all: LgbDataset,
+    },
 }
 
 impl Search<'_> {
@@ -267,9 +313,18 @@ impl Search<'_> {
 
     fn dataset_params(&self) -> String {
         let cats = self.schema.categorical_indices();
-        let mut p = format!("max_bin=255 feature_pre_filter=false verbosity=-1 data_random_seed={}", self.seed % 1_000_000_007);
+        let mut p = format!(
+            "max_bin=255 feature_pre_filter=false verbosity=-1 data_random_seed={}",
+            self.seed % 1_000_000_007
+        );
         if !cats.is_empty() {
-            p.push_str(&format!(" categorical_feature={}", cats.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(",")));
+            p.push_str(&format!(
+                " categorical_feature={}",
+                cats.iter()
+                    .map(|c| c.to_string())
+                    .collect::<Vec<_>>()
+                    .join(",")
+            ));
         }
         p
     }
@@ -284,12 +339,21 @@ impl Search<'_> {
                     let fit_ds = LgbDataset::new(&self.x.rows(fit), &yf, &params, None)?;
                     let x_valid = self.x.rows(valid);
                     let valid_ds = LgbDataset::new(&x_valid, &yv, &params, Some(&fit_ds))?;
-                    Datasets::Blend { fit: fit_ds, valid: valid_ds, x_valid }
+                    Datasets::Blend {
+                        fit: fit_ds,
+                        valid: valid_ds,
+                        x_valid,
+                    }
                 }
                 Scheme::CrossValidation { rows, fold, k } => {
                     let mut folds = Vec::new();
                     for f in 0..*k {
-                        let tr: Vec<usize> = rows.iter().zip(fold).filter(|(_, &g)| g != f).map(|(&r, _)| r).collect();
+                        let tr: Vec<usize> = rows
+                            .iter()
+                            .zip(fold)
+                            .filter(|(_, &g)| g != f)
+                            .map(|(&r, _)| r)
+                            .collect();
                         let pos: Vec<usize> = (0..rows.len()).filter(|&p| fold[p] == f).collect();
                         let va: Vec<usize> = pos.iter().map(|&p| rows[p]).collect();
                         let ytr: Vec<f64> = tr.iter().map(|&i| self.y[i]).collect();
@@ -326,14 +390,17 @@ impl Search<'_> {
         let (metric, _) = self.lgbm_metric();
         let objective = match self.shape.task {
             Task::BinaryClassification => "objective=binary".to_string(),
-            Task::MulticlassClassification => format!("objective=multiclass num_class={}", self.shape.classes),
+            Task::MulticlassClassification => {
+                format!("objective=multiclass num_class={}", self.shape.classes)
+            }
             Task::Regression => "objective=regression".to_string(),
         };
         let min_data_per_group = (n_train / 100).clamp(5, 100);
         let mut p = format!(
-            "{objective} metric={metric} verbosity=-1 deterministic=true force_col_wise=true seed={} \
+            "{objective} metric={metric} verbosity=-1 deterministic=true force_col_wise=true num_threads={} seed={} \
              learning_rate={} num_leaves={} max_depth={} min_data_in_leaf={} lambda_l2={} \
              min_data_per_group={min_data_per_group} cat_smooth=10 max_cat_to_onehot=4",
+            threads(n_train),
             seed % 1_000_000_007,
             s.learning_rate,
             s.num_leaves,
@@ -349,7 +416,10 @@ impl Search<'_> {
         } else {
             p.push_str(&format!(" feature_fraction={}", s.feature_fraction));
             if s.bagging_fraction < 1.0 {
-                p.push_str(&format!(" bagging_fraction={} bagging_freq=1", s.bagging_fraction));
+                p.push_str(&format!(
+                    " bagging_fraction={} bagging_freq=1",
+                    s.bagging_fraction
+                ));
             }
         }
         p
@@ -372,18 +442,39 @@ impl Search<'_> {
         }
     }
 
-    fn train_trees(&mut self, s: &TreeSpec, seed: u64, ctl: &mut Control<'_>) -> Result<(Scorer, serde_json::Value, Vec<f64>)> {
+    fn train_trees(
+        &mut self,
+        s: &TreeSpec,
+        seed: u64,
+        ctl: &mut Control<'_>,
+    ) -> Result<(Scorer, serde_json::Value, Vec<f64>)> {
         let k = self.n_outputs();
         let shape = self.shape;
         let (_, hib) = self.lgbm_metric();
         let max_iter = if s.forest { 100 } else { 10_000 };
-        let patience = if s.forest { None } else { Some(((3.0 / s.learning_rate).round() as usize).clamp(20, 150)) };
+        let patience = if s.forest {
+            None
+        } else {
+            Some(((3.0 / s.learning_rate).round() as usize).clamp(20, 150))
+        };
         let n_learn = self.l1_rows.len();
         let params = self.booster_params(s, seed, n_learn);
         let ds = self.datasets()?;
         let (booster, iterations, l1) = match ds {
-            Datasets::Blend { fit, valid, x_valid } => {
-                let out = lgbm::train(fit, if s.forest { None } else { Some(valid) }, &params, max_iter, patience, hib, ctl)?;
+            Datasets::Blend {
+                fit,
+                valid,
+                x_valid,
+            } => {
+                let out = lgbm::train(
+                    fit,
+                    if s.forest { None } else { Some(valid) },
+                    &params,
+                    max_iter,
+                    patience,
+                    hib,
+                    ctl,
+                )?;
                 let l1 = transform(shape, &out.booster.predict_raw(x_valid, k, s.forest)?, k);
                 let it = out.booster.iterations()?;
                 (out.booster, it, l1)
@@ -392,7 +483,15 @@ impl Search<'_> {
                 let mut l1 = vec![0.0; n_learn * shape.width()];
                 let mut iters = Vec::new();
                 for (tr, va, x_va, pos) in folds {
-                    let out = lgbm::train(tr, if s.forest { None } else { Some(va) }, &params, max_iter, patience, hib, ctl)?;
+                    let out = lgbm::train(
+                        tr,
+                        if s.forest { None } else { Some(va) },
+                        &params,
+                        max_iter,
+                        patience,
+                        hib,
+                        ctl,
+                    )?;
                     iters.push(out.booster.iterations()?.max(1));
                     let p = transform(shape, &out.booster.predict_raw(x_va, k, s.forest)?, k);
                     let w = shape.width();
@@ -401,7 +500,9 @@ impl Search<'_> {
                     }
                 }
                 // The refit uses the folds' mean best iteration count, like H2O's main model after CV.
-                let n_iter = (iters.iter().sum::<usize>() as f64 / iters.len() as f64).round().max(1.0) as usize;
+                let n_iter = (iters.iter().sum::<usize>() as f64 / iters.len() as f64)
+                    .round()
+                    .max(1.0) as usize;
                 let out = lgbm::train(all, None, &params, n_iter, None, hib, ctl)?;
                 let it = out.booster.iterations()?;
                 (out.booster, it, l1)
@@ -410,10 +511,20 @@ impl Search<'_> {
         let text = booster.save_string()?;
         let forest = Forest::parse(&text)?;
         let hp = self.tree_hyperparameters(s, iterations);
-        Ok((Scorer::Trees { model: Arc::new(text), forest: Arc::new(forest) }, hp, l1))
+        Ok((
+            Scorer::Trees {
+                model: Arc::new(text),
+                forest: Arc::new(forest),
+            },
+            hp,
+            l1,
+        ))
     }
 
-    fn train_glm(&mut self, deadline: Option<Instant>) -> Result<(Scorer, serde_json::Value, Vec<f64>)> {
+    fn train_glm(
+        &mut self,
+        deadline: Option<Instant>,
+    ) -> Result<(Scorer, serde_json::Value, Vec<f64>)> {
         let task = self.shape.task;
         let k = linear::outputs(task, self.shape.classes);
         let shape = self.shape;
@@ -421,7 +532,11 @@ impl Search<'_> {
         let design = Design::fit(&self.schema, &self.x.rows(&learn));
         let deviance = |p: &[f64], y: &[f64]| -> f64 {
             let m = evaluate(task, y, p, shape.classes);
-            if task == Task::Regression { m["mse"] } else { m["logloss"] }
+            if task == Task::Regression {
+                m["mse"]
+            } else {
+                m["logloss"]
+            }
         };
         let past = |d: Option<Instant>| d.map(|d| Instant::now() >= d).unwrap_or(false);
         let (params, lambda, l1) = match &self.splits.scheme {
@@ -458,7 +573,12 @@ impl Search<'_> {
                 let mut fold_preds: Vec<Vec<Vec<f64>>> = Vec::new(); // [fold][lambda] predictions
                 let mut fold_pos: Vec<Vec<usize>> = Vec::new();
                 for f in 0..*nf {
-                    let tr: Vec<usize> = rows.iter().zip(fold).filter(|(_, &g)| g != f).map(|(&r, _)| r).collect();
+                    let tr: Vec<usize> = rows
+                        .iter()
+                        .zip(fold)
+                        .filter(|(_, &g)| g != f)
+                        .map(|(&r, _)| r)
+                        .collect();
                     let pos: Vec<usize> = (0..rows.len()).filter(|&p| fold[p] == f).collect();
                     let va: Vec<usize> = pos.iter().map(|&p| rows[p]).collect();
                     let zt = design.matrix(&self.x.rows(&tr));
@@ -482,7 +602,11 @@ impl Search<'_> {
                     fold_pos.push(pos);
                 }
                 let best_li = (0..tried.min(fold_preds.iter().map(|f| f.len()).min().unwrap_or(1)))
-                    .min_by(|&a, &b| dev[a].partial_cmp(&dev[b]).unwrap_or(std::cmp::Ordering::Equal))
+                    .min_by(|&a, &b| {
+                        dev[a]
+                            .partial_cmp(&dev[b])
+                            .unwrap_or(std::cmp::Ordering::Equal)
+                    })
                     .unwrap_or(0);
                 let mut l1 = vec![0.0; rows.len() * w];
                 for (preds, pos) in fold_preds.iter().zip(&fold_pos) {
@@ -496,7 +620,15 @@ impl Search<'_> {
                 let ya: Vec<f64> = rows.iter().map(|&i| self.y[i]).collect();
                 let mut warm: Option<linear::Params> = None;
                 for &lambda in &LAMBDAS[..=best_li] {
-                    warm = Some(linear::fit(task, &za, &ya, k, lambda, warm.as_ref(), deadline));
+                    warm = Some(linear::fit(
+                        task,
+                        &za,
+                        &ya,
+                        k,
+                        lambda,
+                        warm.as_ref(),
+                        deadline,
+                    ));
                 }
                 (warm.unwrap(), LAMBDAS[best_li], l1)
             }
@@ -523,12 +655,21 @@ impl Search<'_> {
         let mut meta = vec![
             ("coreplex.model".to_string(), name.to_string()),
             ("coreplex.family".to_string(), family.to_string()),
-            ("coreplex.task".to_string(), self.shape.task.as_str().to_string()),
+            (
+                "coreplex.task".to_string(),
+                self.shape.task.as_str().to_string(),
+            ),
             ("coreplex.target".to_string(), self.table_target.to_string()),
-            ("coreplex.feature_names".to_string(), serde_json::to_string(&self.schema.names()).unwrap_or_default()),
+            (
+                "coreplex.feature_names".to_string(),
+                serde_json::to_string(&self.schema.names()).unwrap_or_default(),
+            ),
         ];
         if let Some(c) = &classes {
-            meta.push(("coreplex.class_labels".to_string(), serde_json::to_string(c).unwrap_or_default()));
+            meta.push((
+                "coreplex.class_labels".to_string(),
+                serde_json::to_string(c).unwrap_or_default(),
+            ));
         }
         g.finish(name, &format!("CorePlexML {family} model `{name}`"), meta)
     }
@@ -548,7 +689,9 @@ impl Search<'_> {
     ) -> Result<BaseResult> {
         let holdout = scorer.predict(self.shape, &self.x_hold)?;
         let metrics = evaluate(self.shape.task, &self.y_hold, &holdout, self.shape.classes);
-        let cv_metrics = self.cv().then(|| evaluate(self.shape.task, &self.y_l1, &level1, self.shape.classes));
+        let cv_metrics = self
+            .cv()
+            .then(|| evaluate(self.shape.task, &self.y_l1, &level1, self.shape.classes));
         let onnx = self.export(&name, family, &scorer)?;
         Ok(BaseResult {
             model: TrainedModel {
@@ -575,11 +718,22 @@ impl Search<'_> {
     /// A stacked ensemble of `members` (indices into `bases`), its metalearner fitted on their
     /// level-one predictions; in cross-validation the metalearner is itself cross-validated on the same
     /// folds for the ensemble's CV metrics.
-    fn ensemble(&self, name: &str, bases: &[BaseResult], members: &[usize]) -> Result<TrainedModel> {
+    fn ensemble(
+        &self,
+        name: &str,
+        bases: &[BaseResult],
+        members: &[usize],
+    ) -> Result<TrainedModel> {
         let started = Instant::now();
         let shape = self.shape;
-        let l1: Vec<&[f64]> = members.iter().map(|&i| bases[i].level1.as_slice()).collect();
-        let hold: Vec<&[f64]> = members.iter().map(|&i| bases[i].holdout.as_slice()).collect();
+        let l1: Vec<&[f64]> = members
+            .iter()
+            .map(|&i| bases[i].level1.as_slice())
+            .collect();
+        let hold: Vec<&[f64]> = members
+            .iter()
+            .map(|&i| bases[i].holdout.as_slice())
+            .collect();
         let blend = stack::fit(shape, &l1, &self.y_l1);
         let hold_pred = stack::apply(shape, &blend, &hold, self.y_hold.len());
         let metrics = evaluate(shape.task, &self.y_hold, &hold_pred, shape.classes);
@@ -590,7 +744,11 @@ impl Search<'_> {
                 for f in 0..*k {
                     let tr: Vec<usize> = (0..fold.len()).filter(|&p| fold[p] != f).collect();
                     let va: Vec<usize> = (0..fold.len()).filter(|&p| fold[p] == f).collect();
-                    let pick = |p: &[f64], idx: &[usize]| -> Vec<f64> { idx.iter().flat_map(|&i| p[i * w..(i + 1) * w].to_vec()).collect() };
+                    let pick = |p: &[f64], idx: &[usize]| -> Vec<f64> {
+                        idx.iter()
+                            .flat_map(|&i| p[i * w..(i + 1) * w].to_vec())
+                            .collect()
+                    };
                     let tr_preds: Vec<Vec<f64>> = l1.iter().map(|p| pick(p, &tr)).collect();
                     let va_preds: Vec<Vec<f64>> = l1.iter().map(|p| pick(p, &va)).collect();
                     let ytr: Vec<f64> = tr.iter().map(|&i| self.y_l1[i]).collect();
@@ -606,9 +764,15 @@ impl Search<'_> {
             }
             Scheme::Blending { .. } => None,
         };
-        let names: Vec<&str> = members.iter().map(|&i| bases[i].model.name.as_str()).collect();
-        let weights: serde_json::Map<String, serde_json::Value> =
-            names.iter().zip(&blend.weights).map(|(n, w)| (n.to_string(), json!(w))).collect();
+        let names: Vec<&str> = members
+            .iter()
+            .map(|&i| bases[i].model.name.as_str())
+            .collect();
+        let weights: serde_json::Map<String, serde_json::Value> = names
+            .iter()
+            .zip(&blend.weights)
+            .map(|(n, w)| (n.to_string(), json!(w)))
+            .collect();
         let hp = json!({
             "metalearner": if shape.task == Task::Regression { "non-negative linear regression" } else { "non-negative log-linear pooling (multinomial logistic on log-probabilities)" },
             "metalearner_training": if self.cv() { "out-of-fold predictions" } else { "validation-split predictions (blending)" },
@@ -617,7 +781,10 @@ impl Search<'_> {
             "intercepts": blend.bias,
         });
         let scorer = Scorer::Stacked {
-            bases: members.iter().map(|&i| bases[i].model.scorer.clone()).collect(),
+            bases: members
+                .iter()
+                .map(|&i| bases[i].model.scorer.clone())
+                .collect(),
             weights: blend.weights.clone(),
             bias: blend.bias.clone(),
         };
@@ -644,10 +811,17 @@ impl Search<'_> {
 ///
 /// `progress(fraction, message)` is called after each model and about every 200 ms while one trains;
 /// returning `false` cancels the experiment ([`Error::Cancelled`]).
-pub fn run_experiment(table: &Table, cfg: &ExperimentConfig, progress: &mut dyn FnMut(f64, &str) -> bool) -> Result<Leaderboard> {
+pub fn run_experiment(
+    table: &Table,
+    cfg: &ExperimentConfig,
+    progress: &mut dyn FnMut(f64, &str) -> bool,
+) -> Result<Leaderboard> {
     let start = Instant::now();
     if !cfg.max_runtime_secs.is_finite() || cfg.max_runtime_secs < 0.0 {
-        return Err(Error::InvalidConfig { field: "max_runtime_secs", message: "must be a number of seconds ≥ 0 (0 = no limit)".into() });
+        return Err(Error::InvalidConfig {
+            field: "max_runtime_secs",
+            message: "must be a number of seconds ≥ 0 (0 = no limit)".into(),
+        });
     }
     if cfg.max_models == 0 && cfg.max_runtime_secs == 0.0 {
         return Err(Error::InvalidConfig {
@@ -660,16 +834,29 @@ pub fn run_experiment(table: &Table, cfg: &ExperimentConfig, progress: &mut dyn 
     let task = target.task;
     let metric = canonical_metric(&cfg.stopping_metric, task)?;
     let splits = Splits::make(&target, cfg.seed);
-    let learn_table_rows: Vec<usize> = splits.learning_rows().iter().map(|&i| target.rows[i]).collect();
+    let learn_table_rows: Vec<usize> = splits
+        .learning_rows()
+        .iter()
+        .map(|&i| target.rows[i])
+        .collect();
     let (schema, ignored) = FeatureSchema::build(table, &cfg.target, &learn_table_rows);
     if schema.features.is_empty() {
-        return Err(Error::NoFeatures { target: cfg.target.clone() });
+        return Err(Error::NoFeatures {
+            target: cfg.target.clone(),
+        });
     }
     let x = schema.encode(table, Some(&target.rows))?;
-    let shape = Shape { task, classes: target.n_classes() };
-    let budget = (cfg.max_runtime_secs > 0.0).then(|| Duration::from_secs_f64(cfg.max_runtime_secs));
+    let shape = Shape {
+        task,
+        classes: target.n_classes(),
+    };
+    let budget =
+        (cfg.max_runtime_secs > 0.0).then(|| Duration::from_secs_f64(cfg.max_runtime_secs));
     // Time kept back for the ensembles and the leaderboard.
-    let reserve = budget.map(|b| b.mul_f64(0.08).clamp(Duration::from_millis(100), Duration::from_secs(10)));
+    let reserve = budget.map(|b| {
+        b.mul_f64(0.08)
+            .clamp(Duration::from_millis(100), Duration::from_secs(10))
+    });
     let base_deadline = budget.map(|b| start + b.saturating_sub(reserve.unwrap()));
     let l1_rows = match &splits.scheme {
         Scheme::CrossValidation { rows, .. } => rows.clone(),
@@ -695,18 +882,36 @@ pub fn run_experiment(table: &Table, cfg: &ExperimentConfig, progress: &mut dyn 
         datasets: None,
     };
     let cv = search.cv();
-    let max_models = if cfg.max_models == 0 { usize::MAX } else { cfg.max_models };
+    let max_models = if cfg.max_models == 0 {
+        usize::MAX
+    } else {
+        cfg.max_models
+    };
     let mut fixed = plan(search.schema.features.len(), task).into_iter();
     let mut rng = Rng::new(cfg.seed ^ 0x5EED);
     let mut tried: Vec<Spec> = Vec::new();
     let mut bases: Vec<BaseResult> = Vec::new();
     let mut counters: BTreeMap<&'static str, usize> = BTreeMap::new();
     let fraction = |done: usize| -> f64 {
-        let by_models = if max_models == usize::MAX { 0.0 } else { done as f64 / max_models as f64 };
-        let by_time = budget.map(|b| start.elapsed().as_secs_f64() / b.as_secs_f64()).unwrap_or(0.0);
+        let by_models = if max_models == usize::MAX {
+            0.0
+        } else {
+            done as f64 / max_models as f64
+        };
+        let by_time = budget
+            .map(|b| start.elapsed().as_secs_f64() / b.as_secs_f64())
+            .unwrap_or(0.0);
         by_models.max(by_time).min(0.99)
     };
-    if !progress(0.0, &format!("training on {} rows ({} held out), task {}", search.l1_rows.len(), search.y_hold.len(), task.as_str())) {
+    if !progress(
+        0.0,
+        &format!(
+            "training on {} rows ({} held out), task {}",
+            search.l1_rows.len(),
+            search.y_hold.len(),
+            task.as_str()
+        ),
+    ) {
         return Err(Error::Cancelled);
     }
     while bases.len() < max_models {
@@ -746,7 +951,10 @@ pub fn run_experiment(table: &Table, cfg: &ExperimentConfig, progress: &mut dyn 
                 Err(Error::Cancelled)
             }
         };
-        let mut ctl = Control { deadline: base_deadline, check: &mut check };
+        let mut ctl = Control {
+            deadline: base_deadline,
+            check: &mut check,
+        };
         let trained = match &spec {
             Spec::Glm => search.train_glm(base_deadline),
             Spec::Trees(t) => search.train_trees(t, model_seed, &mut ctl),
@@ -756,12 +964,21 @@ pub fn run_experiment(table: &Table, cfg: &ExperimentConfig, progress: &mut dyn 
         tracing::debug!(model = %name, secs = result.model.training_secs, "trained");
         let value = rank_value(&result.model, &metric, cv);
         bases.push(result);
-        if !progress(fraction(bases.len()), &format!("trained {name}: {metric} {value:.5}")) {
+        if !progress(
+            fraction(bases.len()),
+            &format!("trained {name}: {metric} {value:.5}"),
+        ) {
             return Err(Error::Cancelled);
         }
     }
     // Ensembles: all models, and the best of each family.
-    let better = |a: f64, b: f64| if higher_is_better(&metric) { a > b } else { a < b };
+    let better = |a: f64, b: f64| {
+        if higher_is_better(&metric) {
+            a > b
+        } else {
+            a < b
+        }
+    };
     let mut models: Vec<TrainedModel> = Vec::new();
     if bases.len() >= 2 {
         let mut best_of: BTreeMap<&str, usize> = BTreeMap::new();
@@ -786,7 +1003,12 @@ pub fn run_experiment(table: &Table, cfg: &ExperimentConfig, progress: &mut dyn 
             models.push(search.ensemble(name, &bases, &members)?);
         }
     }
-    let train_rows = search.l1_rows.len() + if cv { 0 } else { search.splits.learning_rows().len() - search.l1_rows.len() };
+    let train_rows = search.l1_rows.len()
+        + if cv {
+            0
+        } else {
+            search.splits.learning_rows().len() - search.l1_rows.len()
+        };
     let holdout_rows = search.y_hold.len();
     models.extend(bases.into_iter().map(|b| b.model));
     // Best first; models without a finite value last; ties keep training order (stable sort).
@@ -795,7 +1017,11 @@ pub fn run_experiment(table: &Table, cfg: &ExperimentConfig, progress: &mut dyn 
         match (va.is_finite(), vb.is_finite()) {
             (true, true) => {
                 let o = va.partial_cmp(&vb).unwrap();
-                if higher_is_better(&metric) { o.reverse() } else { o }
+                if higher_is_better(&metric) {
+                    o.reverse()
+                } else {
+                    o
+                }
             }
             (true, false) => std::cmp::Ordering::Less,
             (false, true) => std::cmp::Ordering::Greater,
@@ -803,7 +1029,10 @@ pub fn run_experiment(table: &Table, cfg: &ExperimentConfig, progress: &mut dyn 
         }
     });
     let elapsed = start.elapsed().as_secs_f64();
-    progress(1.0, &format!("done: {} models in {elapsed:.1} s", models.len()));
+    progress(
+        1.0,
+        &format!("done: {} models in {elapsed:.1} s", models.len()),
+    );
     Ok(Leaderboard {
         task,
         stopping_metric: metric,

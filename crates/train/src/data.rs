@@ -59,7 +59,11 @@ impl Matrix {
         for &i in idx {
             data.extend_from_slice(self.row(i));
         }
-        Matrix { n: idx.len(), f: self.f, data }
+        Matrix {
+            n: idx.len(),
+            f: self.f,
+            data,
+        }
     }
 }
 
@@ -92,14 +96,23 @@ pub(crate) fn number_label(x: f64) -> String {
 pub(crate) fn resolve_target(table: &Table, target: &str, task: Option<Task>) -> Result<Target> {
     let col = table.column(target).ok_or_else(|| Error::TargetMissing {
         target: target.to_string(),
-        available: table.columns.iter().map(|c| format!("`{}`", c.name)).collect::<Vec<_>>().join(", "),
+        available: table
+            .columns
+            .iter()
+            .map(|c| format!("`{}`", c.name))
+            .collect::<Vec<_>>()
+            .join(", "),
     })?;
     // Present values as text (for classes) and numbers (for regression).
     let (rows, texts, nums): (Vec<usize>, Vec<String>, Option<Vec<f64>>) = match &col.values {
         ColumnValues::Numeric(v) => {
             let rows: Vec<usize> = (0..v.len()).filter(|&i| !v[i].is_nan()).collect();
             let nums: Vec<f64> = rows.iter().map(|&i| v[i]).collect();
-            (rows, nums.iter().map(|&x| number_label(x)).collect(), Some(nums))
+            (
+                rows,
+                nums.iter().map(|&x| number_label(x)).collect(),
+                Some(nums),
+            )
         }
         ColumnValues::Categorical(v) => {
             let rows: Vec<usize> = (0..v.len()).filter(|&i| v[i].is_some()).collect();
@@ -108,7 +121,10 @@ pub(crate) fn resolve_target(table: &Table, target: &str, task: Option<Task>) ->
         }
     };
     if rows.len() < MIN_ROWS {
-        return Err(Error::TooFewRows { rows: rows.len(), min: MIN_ROWS });
+        return Err(Error::TooFewRows {
+            rows: rows.len(),
+            min: MIN_ROWS,
+        });
     }
     let distinct: BTreeMap<&str, usize> = texts.iter().fold(BTreeMap::new(), |mut m, t| {
         *m.entry(t.as_str()).or_insert(0) += 1;
@@ -122,28 +138,53 @@ pub(crate) fn resolve_target(table: &Table, target: &str, task: Option<Task>) ->
     };
     match task {
         Task::Regression => {
-            let y = nums.ok_or_else(|| Error::NonNumericTarget { target: target.to_string(), example: texts[0].clone() })?;
+            let y = nums.ok_or_else(|| Error::NonNumericTarget {
+                target: target.to_string(),
+                example: texts[0].clone(),
+            })?;
             if y.iter().all(|&v| v == y[0]) {
-                return Err(Error::ConstantTarget { target: target.to_string(), value: y[0] });
+                return Err(Error::ConstantTarget {
+                    target: target.to_string(),
+                    value: y[0],
+                });
             }
-            Ok(Target { task, classes: None, y, rows })
+            Ok(Target {
+                task,
+                classes: None,
+                y,
+                rows,
+            })
         }
         _ => {
             if distinct.len() < 2 {
-                return Err(Error::SingleClass { target: target.to_string(), class: texts[0].clone() });
+                return Err(Error::SingleClass {
+                    target: target.to_string(),
+                    class: texts[0].clone(),
+                });
             }
             if distinct.len() > MAX_CLASSES {
-                return Err(Error::TooManyClasses { target: target.to_string(), classes: distinct.len(), max: MAX_CLASSES });
+                return Err(Error::TooManyClasses {
+                    target: target.to_string(),
+                    classes: distinct.len(),
+                    max: MAX_CLASSES,
+                });
             }
             if task == Task::BinaryClassification && distinct.len() > 2 {
                 return Err(Error::InvalidConfig {
                     field: "task",
-                    message: format!("binary classification needs two classes, but `{target}` has {}", distinct.len()),
+                    message: format!(
+                        "binary classification needs two classes, but `{target}` has {}",
+                        distinct.len()
+                    ),
                 });
             }
             for (class, &count) in &distinct {
                 if count < MIN_ROWS_PER_CLASS {
-                    return Err(Error::RareClass { class: class.to_string(), rows: count, min: MIN_ROWS_PER_CLASS });
+                    return Err(Error::RareClass {
+                        class: class.to_string(),
+                        rows: count,
+                        min: MIN_ROWS_PER_CLASS,
+                    });
                 }
             }
             // Numeric classes sort by value, text classes by their spelling.
@@ -154,9 +195,18 @@ pub(crate) fn resolve_target(table: &Table, target: &str, task: Option<Task>) ->
                 vals.dedup();
                 classes = vals.into_iter().map(number_label).collect();
             }
-            let index: HashMap<&str, usize> = classes.iter().enumerate().map(|(i, c)| (c.as_str(), i)).collect();
+            let index: HashMap<&str, usize> = classes
+                .iter()
+                .enumerate()
+                .map(|(i, c)| (c.as_str(), i))
+                .collect();
             let y = texts.iter().map(|t| index[t.as_str()] as f64).collect();
-            Ok(Target { task, classes: Some(classes), y, rows })
+            Ok(Target {
+                task,
+                classes: Some(classes),
+                y,
+                rows,
+            })
         }
     }
 }
@@ -165,17 +215,27 @@ impl FeatureSchema {
     /// Every column but the target is a feature. Categories are learned from `fit_rows` (table row
     /// indices) only, most frequent first. Categorical columns whose values are nearly all distinct look
     /// like identifiers or free text and are left out.
-    pub fn build(table: &Table, target: &str, fit_rows: &[usize]) -> (FeatureSchema, Vec<IgnoredColumn>) {
+    pub fn build(
+        table: &Table,
+        target: &str,
+        fit_rows: &[usize],
+    ) -> (FeatureSchema, Vec<IgnoredColumn>) {
         let mut features = Vec::new();
         let mut ignored = Vec::new();
         for col in table.columns.iter().filter(|c| c.name != target) {
             match &col.values {
                 ColumnValues::Numeric(v) => {
                     if fit_rows.iter().all(|&i| v[i].is_nan()) {
-                        ignored.push(IgnoredColumn { name: col.name.clone(), reason: "every value is missing".into() });
+                        ignored.push(IgnoredColumn {
+                            name: col.name.clone(),
+                            reason: "every value is missing".into(),
+                        });
                         continue;
                     }
-                    features.push(FeatureSpec { name: col.name.clone(), kind: FeatureKind::Numeric });
+                    features.push(FeatureSpec {
+                        name: col.name.clone(),
+                        kind: FeatureKind::Numeric,
+                    });
                 }
                 ColumnValues::Categorical(v) => {
                     let mut counts: HashMap<&str, usize> = HashMap::new();
@@ -187,7 +247,10 @@ impl FeatureSchema {
                         }
                     }
                     if present == 0 {
-                        ignored.push(IgnoredColumn { name: col.name.clone(), reason: "every value is missing".into() });
+                        ignored.push(IgnoredColumn {
+                            name: col.name.clone(),
+                            reason: "every value is missing".into(),
+                        });
                         continue;
                     }
                     if counts.len() > 50 && counts.len() * 10 > present * 9 {
@@ -202,7 +265,9 @@ impl FeatureSchema {
                     cats.truncate(MAX_CATEGORIES);
                     features.push(FeatureSpec {
                         name: col.name.clone(),
-                        kind: FeatureKind::Categorical { categories: cats.into_iter().map(|(s, _)| s.to_string()).collect() },
+                        kind: FeatureKind::Categorical {
+                            categories: cats.into_iter().map(|(s, _)| s.to_string()).collect(),
+                        },
                     });
                 }
             }
@@ -215,7 +280,12 @@ impl FeatureSchema {
     }
 
     pub fn categorical_indices(&self) -> Vec<usize> {
-        self.features.iter().enumerate().filter(|(_, f)| matches!(f.kind, FeatureKind::Categorical { .. })).map(|(i, _)| i).collect()
+        self.features
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| matches!(f.kind, FeatureKind::Categorical { .. }))
+            .map(|(i, _)| i)
+            .collect()
     }
 
     /// Encodes `rows` of `table` (all rows when `None`): numbers rounded to f32, categories as their
@@ -234,9 +304,9 @@ impl FeatureSchema {
         let n = rows.len();
         let mut data = vec![f64::NAN; n * f];
         for (j, spec) in self.features.iter().enumerate() {
-            let col = table
-                .column(&spec.name)
-                .ok_or_else(|| Error::BadInput(format!("the feature column `{}` is missing", spec.name)))?;
+            let col = table.column(&spec.name).ok_or_else(|| {
+                Error::BadInput(format!("the feature column `{}` is missing", spec.name))
+            })?;
             match (&spec.kind, &col.values) {
                 (FeatureKind::Numeric, ColumnValues::Numeric(v)) => {
                     for (r, &i) in rows.iter().enumerate() {
@@ -249,18 +319,29 @@ impl FeatureSchema {
                             None => f64::NAN,
                             Some(s) if coreplex_domain::dataset::is_missing(s) => f64::NAN,
                             Some(s) => s.parse::<f64>().map_err(|_| {
-                                Error::BadInput(format!("feature `{}` is numeric but row {r} holds the text {s:?}", spec.name))
+                                Error::BadInput(format!(
+                                    "feature `{}` is numeric but row {r} holds the text {s:?}",
+                                    spec.name
+                                ))
                             })? as f32 as f64,
                         };
                     }
                 }
                 (FeatureKind::Categorical { categories }, values) => {
-                    let index: HashMap<&str, usize> = categories.iter().enumerate().map(|(k, c)| (c.as_str(), k)).collect();
+                    let index: HashMap<&str, usize> = categories
+                        .iter()
+                        .enumerate()
+                        .map(|(k, c)| (c.as_str(), k))
+                        .collect();
                     for (r, &i) in rows.iter().enumerate() {
                         let code = match values {
-                            ColumnValues::Categorical(v) => v[i].as_deref().and_then(|s| index.get(s).copied()),
+                            ColumnValues::Categorical(v) => {
+                                v[i].as_deref().and_then(|s| index.get(s).copied())
+                            }
                             ColumnValues::Numeric(v) if v[i].is_nan() => None,
-                            ColumnValues::Numeric(v) => index.get(number_label(v[i]).as_str()).copied(),
+                            ColumnValues::Numeric(v) => {
+                                index.get(number_label(v[i]).as_str()).copied()
+                            }
                         };
                         data[r * f + j] = code.map(|c| c as f64).unwrap_or(f64::NAN);
                     }
@@ -275,7 +356,11 @@ impl FeatureSchema {
 #[derive(Debug, Clone)]
 pub(crate) enum Scheme {
     /// k-fold cross-validation over `rows`; `fold[i]` is the fold of `rows[i]`.
-    CrossValidation { rows: Vec<usize>, fold: Vec<usize>, k: usize },
+    CrossValidation {
+        rows: Vec<usize>,
+        fold: Vec<usize>,
+        k: usize,
+    },
     /// Train on `fit`, early-stop and blend on `valid`.
     Blending { fit: Vec<usize>, valid: Vec<usize> },
 }
@@ -318,7 +403,8 @@ impl Splits {
         let mut holdout = Vec::new();
         let mut rest_groups = Vec::new();
         for g in groups {
-            let h = ((g.len() as f64 * holdout_frac).round() as usize).clamp(usize::from(g.len() >= 3), g.len().saturating_sub(2));
+            let h = ((g.len() as f64 * holdout_frac).round() as usize)
+                .clamp(usize::from(g.len() >= 3), g.len().saturating_sub(2));
             holdout.extend_from_slice(&g[..h]);
             rest_groups.push(g[h..].to_vec());
         }
@@ -386,7 +472,10 @@ mod tests {
     fn numeric_two_values_is_binary_and_classes_sort_by_value() {
         let t = resolve_target(&table(40), "y", None).unwrap();
         assert_eq!(t.task, Task::BinaryClassification);
-        assert_eq!(t.classes.as_deref().unwrap(), &["0".to_string(), "1".to_string()]);
+        assert_eq!(
+            t.classes.as_deref().unwrap(),
+            &["0".to_string(), "1".to_string()]
+        );
         let t = resolve_target(&table(40), "x", None).unwrap();
         assert_eq!(t.task, Task::Regression);
         let t = resolve_target(&table(40), "c", None).unwrap();
@@ -395,13 +484,35 @@ mod tests {
 
     #[test]
     fn clear_errors_for_bad_targets() {
-        assert!(matches!(resolve_target(&table(40), "nope", None), Err(Error::TargetMissing { .. })));
-        assert!(matches!(resolve_target(&table(10), "y", None), Err(Error::TooFewRows { .. })));
-        let t = Table::new(vec![Column::numeric("y", vec![1.0; 40]), Column::numeric("x", vec![0.0; 40])]).unwrap();
-        assert!(matches!(resolve_target(&t, "y", Some(Task::BinaryClassification)), Err(Error::SingleClass { .. })));
-        assert!(matches!(resolve_target(&t, "y", None), Err(Error::SingleClass { .. })));
-        assert!(matches!(resolve_target(&t, "y", Some(Task::Regression)), Err(Error::ConstantTarget { .. })));
-        assert!(matches!(resolve_target(&table(40), "c", Some(Task::Regression)), Err(Error::NonNumericTarget { .. })));
+        assert!(matches!(
+            resolve_target(&table(40), "nope", None),
+            Err(Error::TargetMissing { .. })
+        ));
+        assert!(matches!(
+            resolve_target(&table(10), "y", None),
+            Err(Error::TooFewRows { .. })
+        ));
+        let t = Table::new(vec![
+            Column::numeric("y", vec![1.0; 40]),
+            Column::numeric("x", vec![0.0; 40]),
+        ])
+        .unwrap();
+        assert!(matches!(
+            resolve_target(&t, "y", Some(Task::BinaryClassification)),
+            Err(Error::SingleClass { .. })
+        ));
+        assert!(matches!(
+            resolve_target(&t, "y", None),
+            Err(Error::SingleClass { .. })
+        ));
+        assert!(matches!(
+            resolve_target(&t, "y", Some(Task::Regression)),
+            Err(Error::ConstantTarget { .. })
+        ));
+        assert!(matches!(
+            resolve_target(&table(40), "c", Some(Task::Regression)),
+            Err(Error::NonNumericTarget { .. })
+        ));
     }
 
     #[test]

@@ -73,8 +73,14 @@ impl Tree {
             return w < words.len() && words[w] & (1 << (v % 32)) != 0;
         }
         let mt = self.missing_type(node);
-        let x = if x.is_nan() && mt != MissingType::NaN { 0.0 } else { x };
-        if (mt == MissingType::Zero && x.abs() <= K_ZERO_THRESHOLD) || (mt == MissingType::NaN && x.is_nan()) {
+        let x = if x.is_nan() && mt != MissingType::NaN {
+            0.0
+        } else {
+            x
+        };
+        if (mt == MissingType::Zero && x.abs() <= K_ZERO_THRESHOLD)
+            || (mt == MissingType::NaN && x.is_nan())
+        {
             return self.default_left(node);
         }
         x <= self.threshold[node]
@@ -87,7 +93,11 @@ impl Tree {
         let mut node = 0i32;
         loop {
             let n = node as usize;
-            node = if self.goes_left(n, row[self.split_feature[n]]) { self.left[n] } else { self.right[n] };
+            node = if self.goes_left(n, row[self.split_feature[n]]) {
+                self.left[n]
+            } else {
+                self.right[n]
+            };
             if node < 0 {
                 return self.leaf_value[(!node) as usize];
             }
@@ -107,7 +117,10 @@ pub(crate) struct Forest {
 
 fn parse_list<T: std::str::FromStr>(key: &str, v: &str) -> Result<Vec<T>> {
     v.split_whitespace()
-        .map(|s| s.parse::<T>().map_err(|_| Error::ModelDump(format!("bad value {s:?} in `{key}`"))))
+        .map(|s| {
+            s.parse::<T>()
+                .map_err(|_| Error::ModelDump(format!("bad value {s:?} in `{key}`")))
+        })
         .collect()
 }
 
@@ -127,7 +140,10 @@ impl Forest {
             if line == "average_output" {
                 average = true;
             } else if let Some(v) = line.strip_prefix("num_tree_per_iteration=") {
-                outputs = v.trim().parse().map_err(|_| Error::ModelDump(format!("bad num_tree_per_iteration {v:?}")))?;
+                outputs = v
+                    .trim()
+                    .parse()
+                    .map_err(|_| Error::ModelDump(format!("bad num_tree_per_iteration {v:?}")))?;
             } else if let Some(v) = line.strip_prefix("objective=") {
                 objective = v.trim().to_string();
             }
@@ -136,14 +152,20 @@ impl Forest {
         let mut cur: Option<std::collections::HashMap<String, String>> = None;
         let finish = |m: std::collections::HashMap<String, String>| -> Result<Tree> {
             let get = |k: &str| m.get(k).map(|s| s.as_str()).unwrap_or("");
-            let num_leaves: usize = get("num_leaves").trim().parse().map_err(|_| Error::ModelDump("missing num_leaves".into()))?;
+            let num_leaves: usize = get("num_leaves")
+                .trim()
+                .parse()
+                .map_err(|_| Error::ModelDump("missing num_leaves".into()))?;
             if get("is_linear").trim() == "1" {
                 return Err(Error::ModelDump("linear trees are not supported".into()));
             }
             let t = Tree {
                 split_feature: parse_list("split_feature", get("split_feature"))?,
                 threshold: parse_list("threshold", get("threshold"))?,
-                decision_type: parse_list::<i32>("decision_type", get("decision_type"))?.into_iter().map(|d| d as u8).collect(),
+                decision_type: parse_list::<i32>("decision_type", get("decision_type"))?
+                    .into_iter()
+                    .map(|d| d as u8)
+                    .collect(),
                 left: parse_list("left_child", get("left_child"))?,
                 right: parse_list("right_child", get("right_child"))?,
                 leaf_value: parse_list("leaf_value", get("leaf_value"))?,
@@ -158,7 +180,9 @@ impl Forest {
                 || t.left.len() != inner
                 || t.right.len() != inner
             {
-                return Err(Error::ModelDump(format!("tree arrays do not match num_leaves={num_leaves}")));
+                return Err(Error::ModelDump(format!(
+                    "tree arrays do not match num_leaves={num_leaves}"
+                )));
             }
             Ok(t)
         };
@@ -183,9 +207,17 @@ impl Forest {
             return Err(Error::ModelDump("the model has no trees".into()));
         }
         if outputs == 0 || trees.len() % outputs != 0 {
-            return Err(Error::ModelDump(format!("{} trees do not divide into {outputs} outputs", trees.len())));
+            return Err(Error::ModelDump(format!(
+                "{} trees do not divide into {outputs} outputs",
+                trees.len()
+            )));
         }
-        Ok(Forest { outputs, average, objective, trees })
+        Ok(Forest {
+            outputs,
+            average,
+            objective,
+            trees,
+        })
     }
 
     pub fn iterations(&self) -> usize {
@@ -219,10 +251,26 @@ mod tests {
         let mut x = Vec::new();
         let mut y = Vec::new();
         for _ in 0..n {
-            let a = if r.f64() < 0.15 { f64::NAN } else { (r.normal() as f32) as f64 };
-            let c = if r.f64() < 0.1 { f64::NAN } else { r.below(7) as f64 };
-            let z = if r.f64() < 0.3 { 0.0 } else { (r.normal() as f32) as f64 };
-            let ce = if c.is_nan() { 0.5 } else { [1.0, -1.0, 0.5, 2.0, -2.0, 0.0, 1.5][c as usize] };
+            let a = if r.f64() < 0.15 {
+                f64::NAN
+            } else {
+                (r.normal() as f32) as f64
+            };
+            let c = if r.f64() < 0.1 {
+                f64::NAN
+            } else {
+                r.below(7) as f64
+            };
+            let z = if r.f64() < 0.3 {
+                0.0
+            } else {
+                (r.normal() as f32) as f64
+            };
+            let ce = if c.is_nan() {
+                0.5
+            } else {
+                [1.0, -1.0, 0.5, 2.0, -2.0, 0.0, 1.5][c as usize]
+            };
             let s = if a.is_nan() { 1.0 } else { a } + ce + 0.5 * z + 0.3 * r.normal();
             x.extend([a, c, z]);
             y.push(if s > 0.5 { 1.0 } else { 0.0 });
@@ -233,7 +281,13 @@ mod tests {
     #[test]
     fn parsed_trees_predict_what_lightgbm_predicts() {
         let (x, y) = data(2000, 5);
-        let ds = LgbDataset::new(&x, &y, "max_bin=255 feature_pre_filter=false verbosity=-1 categorical_feature=1", None).unwrap();
+        let ds = LgbDataset::new(
+            &x,
+            &y,
+            "max_bin=255 feature_pre_filter=false verbosity=-1 categorical_feature=1",
+            None,
+        )
+        .unwrap();
         let mut ok = || Ok(());
         for params in [
             "objective=binary verbosity=-1 num_leaves=15 min_data_in_leaf=5 min_data_per_group=5 max_cat_to_onehot=2",

@@ -19,7 +19,9 @@ fn check(code: i32) -> Result<()> {
     if code == 0 {
         return Ok(());
     }
-    let msg = unsafe { CStr::from_ptr(sys::LGBM_GetLastError()) }.to_string_lossy().into_owned();
+    let msg = unsafe { CStr::from_ptr(sys::LGBM_GetLastError()) }
+        .to_string_lossy()
+        .into_owned();
     Err(Error::LightGbm(msg))
 }
 
@@ -41,7 +43,12 @@ unsafe impl Sync for LgbDataset {}
 impl LgbDataset {
     /// `params` are LightGBM dataset parameters (`max_bin=255 categorical_feature=0,3 …`). A validation
     /// set passes its training set as `reference` so both share bin boundaries.
-    pub fn new(x: &Matrix, y: &[f64], params: &str, reference: Option<&LgbDataset>) -> Result<LgbDataset> {
+    pub fn new(
+        x: &Matrix,
+        y: &[f64],
+        params: &str,
+        reference: Option<&LgbDataset>,
+    ) -> Result<LgbDataset> {
         if x.n == 0 {
             return Err(Error::LightGbm("no rows to train on".into()));
         }
@@ -63,7 +70,13 @@ impl LgbDataset {
         let label: Vec<f32> = y.iter().map(|&v| v as f32).collect();
         let field = cstring("label")?;
         check(unsafe {
-            sys::LGBM_DatasetSetField(ds.handle, field.as_ptr(), label.as_ptr() as *const c_void, label.len() as i32, DTYPE_FLOAT32)
+            sys::LGBM_DatasetSetField(
+                ds.handle,
+                field.as_ptr(),
+                label.as_ptr() as *const c_void,
+                label.len() as i32,
+                DTYPE_FLOAT32,
+            )
         })?;
         Ok(ds)
     }
@@ -96,7 +109,9 @@ impl LgbBooster {
         let s = cstring(model)?;
         let mut iters = 0;
         let mut handle = std::ptr::null_mut();
-        check(unsafe { sys::LGBM_BoosterLoadModelFromString(s.as_ptr(), &mut iters, &mut handle) })?;
+        check(unsafe {
+            sys::LGBM_BoosterLoadModelFromString(s.as_ptr(), &mut iters, &mut handle)
+        })?;
         Ok(LgbBooster { handle })
     }
 
@@ -109,10 +124,28 @@ impl LgbBooster {
     /// The model text (`save_model_to_string`): what the ONNX writer reads.
     pub fn save_string(&self) -> Result<String> {
         let mut len = 0i64;
-        check(unsafe { sys::LGBM_BoosterSaveModelToString(self.handle, 0, -1, 0, 0, &mut len, std::ptr::null_mut()) })?;
+        check(unsafe {
+            sys::LGBM_BoosterSaveModelToString(
+                self.handle,
+                0,
+                -1,
+                0,
+                0,
+                &mut len,
+                std::ptr::null_mut(),
+            )
+        })?;
         let mut buf = vec![0u8; len as usize];
         check(unsafe {
-            sys::LGBM_BoosterSaveModelToString(self.handle, 0, -1, 0, len, &mut len, buf.as_mut_ptr() as *mut std::os::raw::c_char)
+            sys::LGBM_BoosterSaveModelToString(
+                self.handle,
+                0,
+                -1,
+                0,
+                len,
+                &mut len,
+                buf.as_mut_ptr() as *mut std::os::raw::c_char,
+            )
         })?;
         let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
         buf.truncate(end);
@@ -146,7 +179,10 @@ impl LgbBooster {
             )
         })?;
         if len as usize != out.len() {
-            return Err(Error::LightGbm(format!("expected {} scores, got {len}", out.len())));
+            return Err(Error::LightGbm(format!(
+                "expected {} scores, got {len}",
+                out.len()
+            )));
         }
         if average {
             let it = self.iterations()?.max(1) as f64;
@@ -209,12 +245,20 @@ pub(crate) fn train(
         done += 1;
         if valid.is_some() {
             let mut n = 0;
-            check(unsafe { sys::LGBM_BoosterGetEval(booster.handle, 1, &mut n, evals.as_mut_ptr()) })?;
+            check(unsafe {
+                sys::LGBM_BoosterGetEval(booster.handle, 1, &mut n, evals.as_mut_ptr())
+            })?;
             if n > 0 {
                 let score = evals[0];
                 let better = match best {
                     None => true,
-                    Some((b, _)) => if higher_is_better { score > b } else { score < b },
+                    Some((b, _)) => {
+                        if higher_is_better {
+                            score > b
+                        } else {
+                            score < b
+                        }
+                    }
                 };
                 if better {
                     best = Some((score, done));
@@ -243,5 +287,9 @@ pub(crate) fn train(
             }
         }
     }
-    Ok(TrainOutcome { booster, iterations: kept, stopped_by_deadline })
+    Ok(TrainOutcome {
+        booster,
+        iterations: kept,
+        stopped_by_deadline,
+    })
 }

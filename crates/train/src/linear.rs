@@ -60,11 +60,20 @@ impl Design {
                 }
             }
             let m = if c > 0.0 { s / c } else { 0.0 };
-            let var = if c > 0.0 { (s2 / c - m * m).max(0.0) } else { 0.0 };
+            let var = if c > 0.0 {
+                (s2 / c - m * m).max(0.0)
+            } else {
+                0.0
+            };
             means.push(m);
             stds.push(if var.sqrt() > 1e-12 { var.sqrt() } else { 1.0 });
         }
-        Design { numeric, means, stds, categorical }
+        Design {
+            numeric,
+            means,
+            stds,
+            categorical,
+        }
     }
 
     pub fn dim(&self) -> usize {
@@ -113,13 +122,25 @@ impl LinearModel {
     }
 
     fn design(&self) -> Design {
-        Design { numeric: self.numeric.clone(), means: self.means.clone(), stds: self.stds.clone(), categorical: self.categorical.clone() }
+        Design {
+            numeric: self.numeric.clone(),
+            means: self.means.clone(),
+            stds: self.stds.clone(),
+            categorical: self.categorical.clone(),
+        }
     }
 
     /// Raw scores `n × k`.
     pub fn raw(&self, x: &Matrix) -> Vec<f64> {
         let z = self.design().matrix(x);
-        raw_scores(&z, &Params { w: self.weights.clone(), b: self.bias.clone() }, self.k)
+        raw_scores(
+            &z,
+            &Params {
+                w: self.weights.clone(),
+                b: self.bias.clone(),
+            },
+            self.k,
+        )
     }
 
     /// The graph: impute, standardise, one-hot, then `Z · W + b` (all in double).
@@ -127,7 +148,11 @@ impl LinearModel {
         let mut blocks = Vec::new();
         if !self.numeric.is_empty() {
             let p = self.numeric.len() as i64;
-            let idx = g.const_i64("numeric_columns", vec![p], self.numeric.iter().map(|&j| j as i64).collect());
+            let idx = g.const_i64(
+                "numeric_columns",
+                vec![p],
+                self.numeric.iter().map(|&j| j as i64).collect(),
+            );
             let xn = g.op("Gather", &[x, &idx], vec![attr_int("axis", 1)]);
             let nan = g.op("IsNaN", &[&xn], vec![]);
             let means = g.const_f64("means", vec![p], self.means.clone());
@@ -144,7 +169,11 @@ impl LinearModel {
             blocks.push(g.cast(&eq, data_type::DOUBLE));
         }
         let refs: Vec<&str> = blocks.iter().map(|s| s.as_str()).collect();
-        let z = if refs.len() == 1 { blocks[0].clone() } else { g.op("Concat", &refs, vec![attr_int("axis", 1)]) };
+        let z = if refs.len() == 1 {
+            blocks[0].clone()
+        } else {
+            g.op("Concat", &refs, vec![attr_int("axis", 1)])
+        };
         let d = (self.weights.len() / self.k) as i64;
         let w = g.const_f64("coefficients", vec![d, self.k as i64], self.weights.clone());
         let b = g.const_f64("intercept", vec![self.k as i64], self.bias.clone());
@@ -191,13 +220,24 @@ pub(crate) fn outputs(task: Task, classes: usize) -> usize {
 
 /// Fits one penalised model with penalty `lambda` on `(1/n)·loss + (λ/2)·|w|²`, warm-started from
 /// `start`. Stops early at `deadline` with the best iterate so far.
-pub(crate) fn fit(task: Task, z: &Matrix, y: &[f64], k: usize, lambda: f64, start: Option<&Params>, deadline: Option<Instant>) -> Params {
+pub(crate) fn fit(
+    task: Task,
+    z: &Matrix,
+    y: &[f64],
+    k: usize,
+    lambda: f64,
+    start: Option<&Params>,
+    deadline: Option<Instant>,
+) -> Params {
     let d = z.f;
     let n = z.n as f64;
     if task == Task::Regression {
         return ridge(z, y, lambda);
     }
-    let init = start.cloned().unwrap_or_else(|| Params { w: vec![0.0; d * k], b: vec![0.0; k] });
+    let init = start.cloned().unwrap_or_else(|| Params {
+        w: vec![0.0; d * k],
+        b: vec![0.0; k],
+    });
     let mut theta: Vec<f64> = init.w.iter().chain(&init.b).copied().collect();
     let objective = |theta: &[f64], grad: &mut [f64]| -> f64 {
         let (w, b) = theta.split_at(d * k);
@@ -218,7 +258,11 @@ pub(crate) fn fit(task: Task, z: &Matrix, y: &[f64], k: usize, lambda: f64, star
             if k == 1 {
                 // log(1 + e^s) - y·s, computed stably
                 let t = s[0];
-                loss += if t > 0.0 { t + (-t).exp().ln_1p() } else { t.exp().ln_1p() } - if yi == 1 { t } else { 0.0 };
+                loss += if t > 0.0 {
+                    t + (-t).exp().ln_1p()
+                } else {
+                    t.exp().ln_1p()
+                } - if yi == 1 { t } else { 0.0 };
                 s[0] = crate::scorer::sigmoid(t) - yi as f64;
             } else {
                 let m = s.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
@@ -252,7 +296,10 @@ pub(crate) fn fit(task: Task, z: &Matrix, y: &[f64], k: usize, lambda: f64, star
     };
     lbfgs(&mut theta, objective, 300, deadline);
     let (w, b) = theta.split_at(d * k);
-    Params { w: w.to_vec(), b: b.to_vec() }
+    Params {
+        w: w.to_vec(),
+        b: b.to_vec(),
+    }
 }
 
 /// Ridge regression with an unpenalised intercept: `(Zcᵀ Zc / n + λ I) w = Zcᵀ yc / n`.
@@ -333,7 +380,12 @@ pub(crate) fn cholesky_solve(a: &mut [f64], b: &[f64], d: usize) -> Vec<f64> {
 
 /// Limited-memory BFGS (Nocedal & Wright, Algorithm 7.4/7.5) with a backtracking Armijo line search.
 /// Minimises `f` in place; returns the final objective.
-pub(crate) fn lbfgs<F: FnMut(&[f64], &mut [f64]) -> f64>(x: &mut [f64], mut f: F, max_iter: usize, deadline: Option<Instant>) -> f64 {
+pub(crate) fn lbfgs<F: FnMut(&[f64], &mut [f64]) -> f64>(
+    x: &mut [f64],
+    mut f: F,
+    max_iter: usize,
+    deadline: Option<Instant>,
+) -> f64 {
     let n = x.len();
     let m = 10;
     let mut g = vec![0.0; n];
@@ -439,7 +491,10 @@ mod tests {
             (x[0] - 1.0).powi(2) + 10.0 * (x[1] + 2.0).powi(2)
         };
         lbfgs(&mut x, f, 100, None);
-        assert!((x[0] - 1.0).abs() < 1e-6 && (x[1] + 2.0).abs() < 1e-6, "{x:?}");
+        assert!(
+            (x[0] - 1.0).abs() < 1e-6 && (x[1] + 2.0).abs() < 1e-6,
+            "{x:?}"
+        );
     }
 
     #[test]
@@ -456,7 +511,12 @@ mod tests {
         }
         let z = Matrix { n, f: 2, data };
         let p = fit(Task::Regression, &z, &y, 1, 1e-8, None, None);
-        assert!((p.w[0] - 2.0).abs() < 0.01 && (p.w[1] + 1.0).abs() < 0.01 && (p.b[0] - 3.0).abs() < 0.01, "{p:?}");
+        assert!(
+            (p.w[0] - 2.0).abs() < 0.01
+                && (p.w[1] + 1.0).abs() < 0.01
+                && (p.b[0] - 3.0).abs() < 0.01,
+            "{p:?}"
+        );
     }
 
     #[test]
@@ -468,11 +528,18 @@ mod tests {
         for _ in 0..n {
             let a = r.normal();
             data.push(a);
-            y.push(if r.f64() < sigmoid_(1.5 * a - 0.5) { 1.0 } else { 0.0 });
+            y.push(if r.f64() < sigmoid_(1.5 * a - 0.5) {
+                1.0
+            } else {
+                0.0
+            });
         }
         let z = Matrix { n, f: 1, data };
         let p = fit(Task::BinaryClassification, &z, &y, 1, 1e-6, None, None);
-        assert!((p.w[0] - 1.5).abs() < 0.4 && (p.b[0] + 0.5).abs() < 0.4, "{p:?}");
+        assert!(
+            (p.w[0] - 1.5).abs() < 0.4 && (p.b[0] + 0.5).abs() < 0.4,
+            "{p:?}"
+        );
         // multinomial with 2 classes gives the same decision function (difference of the two columns)
         let q = fit(Task::MulticlassClassification, &z, &y, 2, 1e-6, None, None);
         assert!(((q.w[1] - q.w[0]) - p.w[0]).abs() < 0.02, "{q:?} vs {p:?}");

@@ -7,7 +7,13 @@ use std::collections::BTreeMap;
 /// Metric names the leaderboard can be ranked by, per task (lower-case; matching is case-insensitive).
 pub fn metrics_for(task: Task) -> &'static [&'static str] {
     match task {
-        Task::BinaryClassification => &["auc", "aucpr", "logloss", "accuracy", "mean_per_class_error"],
+        Task::BinaryClassification => &[
+            "auc",
+            "aucpr",
+            "logloss",
+            "accuracy",
+            "mean_per_class_error",
+        ],
         Task::MulticlassClassification => &["logloss", "accuracy", "mean_per_class_error", "auc"],
         Task::Regression => &["rmse", "mse", "mae", "r2"],
     }
@@ -52,14 +58,22 @@ pub fn evaluate(task: Task, y: &[f64], pred: &[f64], n_classes: usize) -> BTreeM
     match task {
         Task::Regression => {
             let n = y.len() as f64;
-            let mse = y.iter().zip(pred).map(|(a, b)| (a - b) * (a - b)).sum::<f64>() / n;
+            let mse = y
+                .iter()
+                .zip(pred)
+                .map(|(a, b)| (a - b) * (a - b))
+                .sum::<f64>()
+                / n;
             let mae = y.iter().zip(pred).map(|(a, b)| (a - b).abs()).sum::<f64>() / n;
             let mean = y.iter().sum::<f64>() / n;
             let tss = y.iter().map(|a| (a - mean) * (a - mean)).sum::<f64>() / n;
             m.insert("mse".into(), mse);
             m.insert("rmse".into(), mse.sqrt());
             m.insert("mae".into(), mae);
-            m.insert("r2".into(), if tss > 0.0 { 1.0 - mse / tss } else { f64::NAN });
+            m.insert(
+                "r2".into(),
+                if tss > 0.0 { 1.0 - mse / tss } else { f64::NAN },
+            );
         }
         _ => {
             let c = n_classes;
@@ -83,7 +97,11 @@ pub fn evaluate(task: Task, y: &[f64], pred: &[f64], n_classes: usize) -> BTreeM
             let present: Vec<&(usize, usize)> = per_class.iter().filter(|p| p.0 > 0).collect();
             m.insert(
                 "mean_per_class_error".into(),
-                present.iter().map(|p| 1.0 - p.1 as f64 / p.0 as f64).sum::<f64>() / present.len() as f64,
+                present
+                    .iter()
+                    .map(|p| 1.0 - p.1 as f64 / p.0 as f64)
+                    .sum::<f64>()
+                    / present.len() as f64,
             );
             if c == 2 {
                 let s: Vec<f64> = (0..n).map(|i| pred[i * 2 + 1]).collect();
@@ -125,7 +143,11 @@ pub fn argmax(p: &[f64]) -> usize {
 pub fn auc(score: &[f64], positive: &[bool]) -> f64 {
     let n = score.len();
     let mut idx: Vec<usize> = (0..n).collect();
-    idx.sort_by(|&a, &b| score[a].partial_cmp(&score[b]).unwrap_or(std::cmp::Ordering::Equal));
+    idx.sort_by(|&a, &b| {
+        score[a]
+            .partial_cmp(&score[b])
+            .unwrap_or(std::cmp::Ordering::Equal)
+    });
     let n_pos = positive.iter().filter(|&&p| p).count() as f64;
     let n_neg = n as f64 - n_pos;
     if n_pos == 0.0 || n_neg == 0.0 {
@@ -153,7 +175,11 @@ pub fn auc(score: &[f64], positive: &[bool]) -> f64 {
 pub fn average_precision(score: &[f64], positive: &[bool]) -> f64 {
     let n = score.len();
     let mut idx: Vec<usize> = (0..n).collect();
-    idx.sort_by(|&a, &b| score[b].partial_cmp(&score[a]).unwrap_or(std::cmp::Ordering::Equal));
+    idx.sort_by(|&a, &b| {
+        score[b]
+            .partial_cmp(&score[a])
+            .unwrap_or(std::cmp::Ordering::Equal)
+    });
     let n_pos = positive.iter().filter(|&&p| p).count() as f64;
     if n_pos == 0.0 {
         return f64::NAN;
@@ -191,12 +217,22 @@ mod tests {
         // ties count half
         assert!((auc(&[0.5, 0.5], &[false, true]) - 0.5).abs() < 1e-12);
         // sklearn average_precision_score([0,0,1,1],[0.1,0.4,0.35,0.8]) == 0.8333…
-        assert!((average_precision(&[0.1, 0.4, 0.35, 0.8], &[false, false, true, true]) - 0.8333333333333333).abs() < 1e-12);
+        assert!(
+            (average_precision(&[0.1, 0.4, 0.35, 0.8], &[false, false, true, true])
+                - 0.8333333333333333)
+                .abs()
+                < 1e-12
+        );
     }
 
     #[test]
     fn classification_and_regression_metrics() {
-        let m = evaluate(Task::BinaryClassification, &[0.0, 1.0], &[0.8, 0.2, 0.3, 0.7], 2);
+        let m = evaluate(
+            Task::BinaryClassification,
+            &[0.0, 1.0],
+            &[0.8, 0.2, 0.3, 0.7],
+            2,
+        );
         assert!((m["logloss"] - (-(0.8f64.ln() + 0.7f64.ln()) / 2.0)).abs() < 1e-12);
         assert_eq!(m["accuracy"], 1.0);
         assert_eq!(m["auc"], 1.0);
@@ -208,9 +244,15 @@ mod tests {
 
     #[test]
     fn metric_names_are_case_insensitive_and_checked_per_task() {
-        assert_eq!(canonical_metric("AUC", Task::BinaryClassification).unwrap(), "auc");
+        assert_eq!(
+            canonical_metric("AUC", Task::BinaryClassification).unwrap(),
+            "auc"
+        );
         assert_eq!(canonical_metric("RMSE", Task::Regression).unwrap(), "rmse");
-        assert_eq!(canonical_metric("AUTO", Task::MulticlassClassification).unwrap(), "logloss");
+        assert_eq!(
+            canonical_metric("AUTO", Task::MulticlassClassification).unwrap(),
+            "logloss"
+        );
         let e = canonical_metric("AUC", Task::Regression).unwrap_err();
         assert!(e.to_string().contains("rmse"), "{e}");
     }

@@ -15,11 +15,18 @@ pub(crate) const LOG_EPS: f64 = 1e-9;
 
 #[derive(Debug, Clone)]
 pub(crate) enum Scorer {
-    Trees { model: Arc<String>, forest: Arc<Forest> },
+    Trees {
+        model: Arc<String>,
+        forest: Arc<Forest>,
+    },
     Linear(Arc<LinearModel>),
     /// Classification: `P ∝ exp(bias_k) · Π_m P_m,k ^ w_m` (log-linear pooling, w ≥ 0); regression:
     /// `bias_0 + Σ_m w_m · v_m`.
-    Stacked { bases: Vec<Scorer>, weights: Vec<f64>, bias: Vec<f64> },
+    Stacked {
+        bases: Vec<Scorer>,
+        weights: Vec<f64>,
+        bias: Vec<f64>,
+    },
 }
 
 /// The task and class count the outputs are shaped for.
@@ -77,7 +84,13 @@ pub(crate) fn softmax(row: &mut [f64]) {
 }
 
 /// The ensemble's combination of base predictions (each `n × width`).
-pub(crate) fn combine(shape: Shape, preds: &[&[f64]], weights: &[f64], bias: &[f64], n: usize) -> Vec<f64> {
+pub(crate) fn combine(
+    shape: Shape,
+    preds: &[&[f64]],
+    weights: &[f64],
+    bias: &[f64],
+    n: usize,
+) -> Vec<f64> {
     let w = shape.width();
     let mut out = vec![0.0; n * w];
     for i in 0..n {
@@ -89,7 +102,12 @@ pub(crate) fn combine(shape: Shape, preds: &[&[f64]], weights: &[f64], bias: &[f
             }
             for k in 0..w {
                 let v = p[i * w + k];
-                row[k] += wm * if shape.task == Task::Regression { v } else { v.clamp(LOG_EPS, 1.0).ln() };
+                row[k] += wm
+                    * if shape.task == Task::Regression {
+                        v
+                    } else {
+                        v.clamp(LOG_EPS, 1.0).ln()
+                    };
             }
         }
         if shape.task != Task::Regression {
@@ -109,10 +127,18 @@ impl Scorer {
                 Ok(transform(shape, &raw, forest.outputs))
             }
             Scorer::Linear(m) => Ok(transform(shape, &m.raw(x), m.k)),
-            Scorer::Stacked { bases, weights, bias } => {
+            Scorer::Stacked {
+                bases,
+                weights,
+                bias,
+            } => {
                 let mut preds = Vec::new();
                 for (b, &w) in bases.iter().zip(weights) {
-                    preds.push(if w == 0.0 { Vec::new() } else { b.predict(shape, x)? });
+                    preds.push(if w == 0.0 {
+                        Vec::new()
+                    } else {
+                        b.predict(shape, x)?
+                    });
                 }
                 let refs: Vec<&[f64]> = preds.iter().map(|p| p.as_slice()).collect();
                 Ok(combine(shape, &refs, weights, bias, x.n))
@@ -129,7 +155,11 @@ impl Scorer {
                 g.cast(&r, data_type::DOUBLE)
             }
             Scorer::Linear(m) => m.emit(g, x),
-            Scorer::Stacked { bases, weights, bias } => {
+            Scorer::Stacked {
+                bases,
+                weights,
+                bias,
+            } => {
                 let mut terms = Vec::new();
                 for (b, &w) in bases.iter().zip(weights) {
                     if w == 0.0 {
@@ -151,7 +181,11 @@ impl Scorer {
                 let b = g.const_f64("bias", vec![width as i64], bias[..width].to_vec());
                 let mut refs: Vec<&str> = terms.iter().map(|s| s.as_str()).collect();
                 refs.push(&b);
-                let s = if refs.len() == 1 { g.op("Identity", &refs, vec![]) } else { g.op("Sum", &refs, vec![]) };
+                let s = if refs.len() == 1 {
+                    g.op("Identity", &refs, vec![])
+                } else {
+                    g.op("Sum", &refs, vec![])
+                };
                 return Ok(if shape.task == Task::Regression {
                     // A sum of [N,1] terms and a [1] bias is [N,1].
                     s
@@ -168,7 +202,9 @@ impl Scorer {
                 let q = g.op("Sub", &[&one, &p], vec![]);
                 g.op("Concat", &[&q, &p], vec![crate::onnx::attr_int("axis", 1)])
             }
-            Task::MulticlassClassification => g.op("Softmax", &[&raw], vec![crate::onnx::attr_int("axis", 1)]),
+            Task::MulticlassClassification => {
+                g.op("Softmax", &[&raw], vec![crate::onnx::attr_int("axis", 1)])
+            }
         })
     }
 }

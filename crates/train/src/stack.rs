@@ -37,7 +37,11 @@ pub(crate) fn fit(shape: Shape, preds: &[&[f64]], y: &[f64]) -> Blend {
         }
     };
     // Parameters: weights (m), then free intercepts (1 for regression, w-1 for classification).
-    let nb = if shape.task == Task::Regression { 1 } else { w - 1 };
+    let nb = if shape.task == Task::Regression {
+        1
+    } else {
+        w - 1
+    };
     let p = m + nb;
     let mut theta = vec![1.0 / m as f64; m];
     theta.extend(std::iter::repeat(0.0).take(nb));
@@ -51,7 +55,10 @@ pub(crate) fn fit(shape: Shape, preds: &[&[f64]], y: &[f64]) -> Blend {
         } else {
             bias[1..].copy_from_slice(&theta[m..]);
         }
-        Blend { weights: theta[..m].to_vec(), bias }
+        Blend {
+            weights: theta[..m].to_vec(),
+            bias,
+        }
     };
     // Objective, gradient and Hessian (mean loss + ridge on the weights).
     let eval = |theta: &[f64], want_hess: bool| -> (f64, Vec<f64>, Vec<f64>) {
@@ -86,13 +93,17 @@ pub(crate) fn fit(shape: Shape, preds: &[&[f64]], y: &[f64]) -> Blend {
                     }
                 }
             } else {
-                let mut s: Vec<f64> = (0..w).map(|k| b.bias[k] + (0..m).map(|j| b.weights[j] * z[k * p + j]).sum::<f64>()).collect();
+                let mut s: Vec<f64> = (0..w)
+                    .map(|k| b.bias[k] + (0..m).map(|j| b.weights[j] * z[k * p + j]).sum::<f64>())
+                    .collect();
                 let mx = s.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
                 let lse = mx + s.iter().map(|v| (v - mx).exp()).sum::<f64>().ln();
                 let yi = y[i] as usize;
                 f += lse - s[yi];
                 s.iter_mut().for_each(|v| *v = (*v - lse).exp());
-                let zbar: Vec<f64> = (0..p).map(|a| (0..w).map(|k| s[k] * z[k * p + a]).sum()).collect();
+                let zbar: Vec<f64> = (0..p)
+                    .map(|a| (0..w).map(|k| s[k] * z[k * p + a]).sum())
+                    .collect();
                 for a in 0..p {
                     g[a] += zbar[a] - z[yi * p + a];
                 }
@@ -134,7 +145,9 @@ pub(crate) fn fit(shape: Shape, preds: &[&[f64]], y: &[f64]) -> Blend {
     let (mut fx, mut g, mut h) = eval(&theta, true);
     for _ in 0..100 {
         // Free variables: not held at the bound by a gradient pushing outwards.
-        let free: Vec<usize> = (0..p).filter(|&j| !(j < m && theta[j] <= 0.0 && g[j] > 0.0)).collect();
+        let free: Vec<usize> = (0..p)
+            .filter(|&j| !(j < m && theta[j] <= 0.0 && g[j] > 0.0))
+            .collect();
         let q = free.len();
         let mut a = vec![0.0; q * q];
         let mut rhs = vec![0.0; q];
@@ -152,10 +165,16 @@ pub(crate) fn fit(shape: Shape, preds: &[&[f64]], y: &[f64]) -> Blend {
         let mut t = 1.0;
         let mut accepted = None;
         while t > 1e-10 {
-            let cand: Vec<f64> = (0..p).map(|j| {
-                let v = theta[j] + t * dir[j];
-                if j < m { v.max(0.0) } else { v }
-            }).collect();
+            let cand: Vec<f64> = (0..p)
+                .map(|j| {
+                    let v = theta[j] + t * dir[j];
+                    if j < m {
+                        v.max(0.0)
+                    } else {
+                        v
+                    }
+                })
+                .collect();
             let (fc, _, _) = eval(&cand, false);
             let decrease: f64 = (0..p).map(|j| g[j] * (cand[j] - theta[j])).sum();
             if fc <= fx + 1e-4 * decrease.min(0.0) {
@@ -176,9 +195,16 @@ pub(crate) fn fit(shape: Shape, preds: &[&[f64]], y: &[f64]) -> Blend {
     if blend.weights.iter().all(|&v| v == 0.0) {
         // Keep the ensemble a function of its inputs: fall back to the single most useful model.
         let best = (0..m)
-            .min_by(|&a, &b| loss_of(shape, preds[a], y).partial_cmp(&loss_of(shape, preds[b], y)).unwrap())
+            .min_by(|&a, &b| {
+                loss_of(shape, preds[a], y)
+                    .partial_cmp(&loss_of(shape, preds[b], y))
+                    .unwrap()
+            })
             .unwrap_or(0);
-        blend = Blend { weights: (0..m).map(|j| if j == best { 1.0 } else { 0.0 }).collect(), bias: vec![0.0; w] };
+        blend = Blend {
+            weights: (0..m).map(|j| if j == best { 1.0 } else { 0.0 }).collect(),
+            bias: vec![0.0; w],
+        };
     }
     blend
 }
@@ -186,7 +212,13 @@ pub(crate) fn fit(shape: Shape, preds: &[&[f64]], y: &[f64]) -> Blend {
 fn loss_of(shape: Shape, p: &[f64], y: &[f64]) -> f64 {
     let w = shape.width();
     (0..y.len())
-        .map(|i| if shape.task == Task::Regression { (p[i] - y[i]).powi(2) } else { -p[i * w + y[i] as usize].clamp(LOG_EPS, 1.0).ln() })
+        .map(|i| {
+            if shape.task == Task::Regression {
+                (p[i] - y[i]).powi(2)
+            } else {
+                -p[i * w + y[i] as usize].clamp(LOG_EPS, 1.0).ln()
+            }
+        })
         .sum()
 }
 
@@ -206,7 +238,10 @@ mod tests {
         let y: Vec<f64> = (0..n).map(|_| r.normal()).collect();
         let good: Vec<f64> = y.iter().map(|v| v + 0.1 * r.normal()).collect();
         let anti: Vec<f64> = y.iter().map(|v| -v + 0.1 * r.normal()).collect();
-        let shape = Shape { task: Task::Regression, classes: 0 };
+        let shape = Shape {
+            task: Task::Regression,
+            classes: 0,
+        };
         let b = fit(shape, &[&good, &anti], &y);
         assert!(b.weights[0] > 0.9 && b.weights[1] == 0.0, "{b:?}");
     }
@@ -215,10 +250,26 @@ mod tests {
     fn classification_blend_prefers_the_informative_model() {
         let mut r = Rng::new(4);
         let n = 400;
-        let y: Vec<f64> = (0..n).map(|_| if r.f64() < 0.5 { 1.0 } else { 0.0 }).collect();
-        let good: Vec<f64> = y.iter().flat_map(|&v| { let p = if v == 1.0 { 0.8 } else { 0.2 }; [1.0 - p, p] }).collect();
-        let noise: Vec<f64> = (0..n).flat_map(|_| { let p = r.f64(); [1.0 - p, p] }).collect();
-        let shape = Shape { task: Task::BinaryClassification, classes: 2 };
+        let y: Vec<f64> = (0..n)
+            .map(|_| if r.f64() < 0.5 { 1.0 } else { 0.0 })
+            .collect();
+        let good: Vec<f64> = y
+            .iter()
+            .flat_map(|&v| {
+                let p = if v == 1.0 { 0.8 } else { 0.2 };
+                [1.0 - p, p]
+            })
+            .collect();
+        let noise: Vec<f64> = (0..n)
+            .flat_map(|_| {
+                let p = r.f64();
+                [1.0 - p, p]
+            })
+            .collect();
+        let shape = Shape {
+            task: Task::BinaryClassification,
+            classes: 2,
+        };
         let b = fit(shape, &[&good, &noise], &y);
         assert!(b.weights[0] > 0.5 && b.weights[1] < 0.1, "{b:?}");
         let out = apply(shape, &b, &[&good, &noise], n);

@@ -11,8 +11,16 @@ pub fn mixed_table(task: Task, n: usize, seed: u64) -> Table {
     let mut r = Rng::new(seed);
     let colours = ["red", "green", "blue", "black", "white"];
     let sizes = ["S", "M", "L"];
-    let (mut x1, mut x2, mut x3, mut x4, mut colour, mut size, mut num_t, mut cat_t) =
-        (vec![], vec![], vec![], vec![], vec![], vec![], vec![], vec![]);
+    let (mut x1, mut x2, mut x3, mut x4, mut colour, mut size, mut num_t, mut cat_t) = (
+        vec![],
+        vec![],
+        vec![],
+        vec![],
+        vec![],
+        vec![],
+        vec![],
+        vec![],
+    );
     for _ in 0..n {
         let a = r.normal();
         let b = r.normal();
@@ -22,19 +30,31 @@ pub fn mixed_table(task: Task, n: usize, seed: u64) -> Table {
         let si = r.below(3);
         let colour_effect = [1.0, -0.5, 0.3, -1.2, 0.0][ci];
         let size_effect = [-0.5, 0.0, 0.5][si];
-        let signal = 1.2 * a - 0.8 * b + 0.6 * c * c - 1.0 + colour_effect + size_effect + 0.3 * a * d;
+        let signal =
+            1.2 * a - 0.8 * b + 0.6 * c * c - 1.0 + colour_effect + size_effect + 0.3 * a * d;
         let noise = 0.5 * r.normal();
         x1.push(a);
         x2.push(if r.f64() < 0.1 { f64::NAN } else { b });
         x3.push(c);
         x4.push(d);
-        colour.push(if r.f64() < 0.05 { None } else { Some(colours[ci].to_string()) });
+        colour.push(if r.f64() < 0.05 {
+            None
+        } else {
+            Some(colours[ci].to_string())
+        });
         size.push(Some(sizes[si].to_string()));
         let s = signal + noise;
         num_t.push(10.0 + 3.0 * s);
         cat_t.push(match task {
             Task::BinaryClassification => if s > 0.0 { "yes" } else { "no" }.to_string(),
-            _ => if s < -0.7 { "a" } else if s < 0.7 { "b" } else { "c" }.to_string(),
+            _ => if s < -0.7 {
+                "a"
+            } else if s < 0.7 {
+                "b"
+            } else {
+                "c"
+            }
+            .to_string(),
         });
     }
     let target = match task {

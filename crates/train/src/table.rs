@@ -41,12 +41,17 @@ impl ColumnValues {
 
 impl Column {
     pub fn numeric(name: impl Into<String>, values: Vec<f64>) -> Column {
-        Column { name: name.into(), values: ColumnValues::Numeric(values) }
+        Column {
+            name: name.into(),
+            values: ColumnValues::Numeric(values),
+        }
     }
     pub fn categorical<S: Into<String>>(name: impl Into<String>, values: Vec<Option<S>>) -> Column {
         Column {
             name: name.into(),
-            values: ColumnValues::Categorical(values.into_iter().map(|v| v.map(Into::into)).collect()),
+            values: ColumnValues::Categorical(
+                values.into_iter().map(|v| v.map(Into::into)).collect(),
+            ),
         }
     }
 }
@@ -73,10 +78,16 @@ impl Table {
         let mut seen = std::collections::HashSet::new();
         for c in &self.columns {
             if !seen.insert(c.name.as_str()) {
-                return Err(Error::DuplicateColumn { name: c.name.clone() });
+                return Err(Error::DuplicateColumn {
+                    name: c.name.clone(),
+                });
             }
             if c.values.len() != n {
-                return Err(Error::RaggedColumn { name: c.name.clone(), got: c.values.len(), expected: n });
+                return Err(Error::RaggedColumn {
+                    name: c.name.clone(),
+                    got: c.values.len(),
+                    expected: n,
+                });
             }
         }
         Ok(())
@@ -87,22 +98,35 @@ impl Table {
     /// number, otherwise categorical (booleans become `"true"`/`"false"`). Blank, `NA`, `null`, `NaN`…
     /// are missing.
     pub fn from_csv(path: &Path) -> Result<Table> {
-        let file = std::fs::File::open(path).map_err(|e| Error::Read { path: path.to_path_buf(), message: e.to_string() })?;
+        let file = std::fs::File::open(path).map_err(|e| Error::Read {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
         Self::from_csv_reader(std::io::BufReader::new(file))
     }
 
     pub fn from_csv_reader<R: std::io::Read>(reader: R) -> Result<Table> {
-        let mut rdr = csv::ReaderBuilder::new().has_headers(true).flexible(false).from_reader(reader);
+        let mut rdr = csv::ReaderBuilder::new()
+            .has_headers(true)
+            .flexible(false)
+            .from_reader(reader);
         let csv_err = |e: csv::Error| Error::Csv {
             line: e.position().map(|p| p.line()).unwrap_or(0),
             message: match e.kind() {
-                csv::ErrorKind::UnequalLengths { expected_len, len, .. } => {
+                csv::ErrorKind::UnequalLengths {
+                    expected_len, len, ..
+                } => {
                     format!("expected {expected_len} fields like the header, found {len}")
                 }
                 _ => e.to_string(),
             },
         };
-        let headers: Vec<String> = rdr.headers().map_err(csv_err)?.iter().map(|h| h.trim().to_string()).collect();
+        let headers: Vec<String> = rdr
+            .headers()
+            .map_err(csv_err)?
+            .iter()
+            .map(|h| h.trim().to_string())
+            .collect();
         if headers.is_empty() || headers.iter().all(|h| h.is_empty()) {
             return Err(Error::EmptyTable);
         }
@@ -125,13 +149,25 @@ impl Table {
             .map(|((name, vals), kind)| {
                 let values = match kind.kind() {
                     ColumnKind::Numeric => ColumnValues::Numeric(
-                        vals.iter().map(|v| if is_missing(v) { f64::NAN } else { parse_number(v).unwrap_or(f64::NAN) }).collect(),
+                        vals.iter()
+                            .map(|v| {
+                                if is_missing(v) {
+                                    f64::NAN
+                                } else {
+                                    parse_number(v).unwrap_or(f64::NAN)
+                                }
+                            })
+                            .collect(),
                     ),
                     ColumnKind::Boolean => ColumnValues::Categorical(
-                        vals.iter().map(|v| parse_bool(v).map(|b| b.to_string())).collect(),
+                        vals.iter()
+                            .map(|v| parse_bool(v).map(|b| b.to_string()))
+                            .collect(),
                     ),
                     ColumnKind::Categorical | ColumnKind::Text => ColumnValues::Categorical(
-                        vals.into_iter().map(|v| if is_missing(&v) { None } else { Some(v) }).collect(),
+                        vals.into_iter()
+                            .map(|v| if is_missing(&v) { None } else { Some(v) })
+                            .collect(),
                     ),
                 };
                 Column { name, values }
@@ -143,8 +179,12 @@ impl Table {
     /// Writes the table as CSV (missing values as empty fields). Used by tests and the benchmark.
     pub fn to_csv<W: std::io::Write>(&self, w: W) -> Result<()> {
         let mut wr = csv::Writer::from_writer(w);
-        let io = |e: csv::Error| Error::Csv { line: 0, message: e.to_string() };
-        wr.write_record(self.columns.iter().map(|c| c.name.as_str())).map_err(io)?;
+        let io = |e: csv::Error| Error::Csv {
+            line: 0,
+            message: e.to_string(),
+        };
+        wr.write_record(self.columns.iter().map(|c| c.name.as_str()))
+            .map_err(io)?;
         for r in 0..self.n_rows() {
             let row: Vec<String> = self
                 .columns
@@ -157,7 +197,10 @@ impl Table {
                 .collect();
             wr.write_record(&row).map_err(io)?;
         }
-        wr.flush().map_err(|e| Error::Csv { line: 0, message: e.to_string() })?;
+        wr.flush().map_err(|e| Error::Csv {
+            line: 0,
+            message: e.to_string(),
+        })?;
         Ok(())
     }
 }
@@ -168,7 +211,8 @@ mod tests {
 
     #[test]
     fn infers_kinds_like_a_person() {
-        let csv = "age,city,member,score,label\n31,Paris,yes,1.5,a\n,Lyon,no,NA,b\n45,Paris,, 2 ,a\n";
+        let csv =
+            "age,city,member,score,label\n31,Paris,yes,1.5,a\n,Lyon,no,NA,b\n45,Paris,, 2 ,a\n";
         let t = Table::from_csv_reader(csv.as_bytes()).unwrap();
         assert_eq!(t.n_rows(), 3);
         match &t.column("age").unwrap().values {
@@ -182,7 +226,10 @@ mod tests {
             t.column("member").unwrap().values,
             ColumnValues::Categorical(vec![Some("true".into()), Some("false".into()), None])
         );
-        assert!(matches!(t.column("city").unwrap().values, ColumnValues::Categorical(_)));
+        assert!(matches!(
+            t.column("city").unwrap().values,
+            ColumnValues::Categorical(_)
+        ));
         match &t.column("score").unwrap().values {
             ColumnValues::Numeric(v) => assert_eq!(v[2], 2.0),
             _ => panic!("score should be numeric"),
@@ -193,12 +240,19 @@ mod tests {
     fn ragged_rows_name_the_line() {
         let err = Table::from_csv_reader("a,b\n1,2\n3\n".as_bytes()).unwrap_err();
         assert!(err.to_string().contains("line 3"), "{err}");
-        assert!(matches!(Table::from_csv_reader("a,b\n".as_bytes()), Err(Error::EmptyTable)));
+        assert!(matches!(
+            Table::from_csv_reader("a,b\n".as_bytes()),
+            Err(Error::EmptyTable)
+        ));
     }
 
     #[test]
     fn duplicate_columns_are_rejected() {
-        let err = Table::new(vec![Column::numeric("x", vec![1.0]), Column::numeric("x", vec![2.0])]).unwrap_err();
+        let err = Table::new(vec![
+            Column::numeric("x", vec![1.0]),
+            Column::numeric("x", vec![2.0]),
+        ])
+        .unwrap_err();
         assert!(matches!(err, Error::DuplicateColumn { .. }));
     }
 }

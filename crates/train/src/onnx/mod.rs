@@ -15,9 +15,9 @@ pub(crate) mod trees;
 
 use crate::data::{FeatureKind, FeatureSchema};
 use crate::Result;
+use prost::Message;
 pub(crate) use proto::data_type;
 use proto::*;
-use prost::Message;
 
 pub(crate) const IR_VERSION: i64 = 8;
 pub(crate) const OPSET: i64 = 15;
@@ -34,19 +34,44 @@ pub(crate) struct Graph {
 }
 
 pub(crate) fn attr_int(name: &str, i: i64) -> AttributeProto {
-    AttributeProto { name: name.into(), i, r#type: AttributeType::Int as i32, ..Default::default() }
+    AttributeProto {
+        name: name.into(),
+        i,
+        r#type: AttributeType::Int as i32,
+        ..Default::default()
+    }
 }
 pub(crate) fn attr_ints(name: &str, ints: Vec<i64>) -> AttributeProto {
-    AttributeProto { name: name.into(), ints, r#type: AttributeType::Ints as i32, ..Default::default() }
+    AttributeProto {
+        name: name.into(),
+        ints,
+        r#type: AttributeType::Ints as i32,
+        ..Default::default()
+    }
 }
 pub(crate) fn attr_float(name: &str, f: f32) -> AttributeProto {
-    AttributeProto { name: name.into(), f, r#type: AttributeType::Float as i32, ..Default::default() }
+    AttributeProto {
+        name: name.into(),
+        f,
+        r#type: AttributeType::Float as i32,
+        ..Default::default()
+    }
 }
 pub(crate) fn attr_floats(name: &str, floats: Vec<f32>) -> AttributeProto {
-    AttributeProto { name: name.into(), floats, r#type: AttributeType::Floats as i32, ..Default::default() }
+    AttributeProto {
+        name: name.into(),
+        floats,
+        r#type: AttributeType::Floats as i32,
+        ..Default::default()
+    }
 }
 pub(crate) fn attr_str(name: &str, s: &str) -> AttributeProto {
-    AttributeProto { name: name.into(), s: s.as_bytes().to_vec(), r#type: AttributeType::String as i32, ..Default::default() }
+    AttributeProto {
+        name: name.into(),
+        s: s.as_bytes().to_vec(),
+        r#type: AttributeType::String as i32,
+        ..Default::default()
+    }
 }
 pub(crate) fn attr_strs(name: &str, v: &[String]) -> AttributeProto {
     AttributeProto {
@@ -57,10 +82,20 @@ pub(crate) fn attr_strs(name: &str, v: &[String]) -> AttributeProto {
     }
 }
 pub(crate) fn attr_tensor(name: &str, t: TensorProto) -> AttributeProto {
-    AttributeProto { name: name.into(), t: Some(t), r#type: AttributeType::Tensor as i32, ..Default::default() }
+    AttributeProto {
+        name: name.into(),
+        t: Some(t),
+        r#type: AttributeType::Tensor as i32,
+        ..Default::default()
+    }
 }
 pub(crate) fn tensor_f64(dims: Vec<i64>, v: Vec<f64>) -> TensorProto {
-    TensorProto { dims, data_type: data_type::DOUBLE, double_data: v, ..Default::default() }
+    TensorProto {
+        dims,
+        data_type: data_type::DOUBLE,
+        double_data: v,
+        ..Default::default()
+    }
 }
 
 fn value_info(name: &str, elem: i32, dims: &[Option<i64>]) -> ValueInfoProto {
@@ -73,7 +108,12 @@ fn value_info(name: &str, elem: i32, dims: &[Option<i64>]) -> ValueInfoProto {
                 shape: Some(TensorShapeProto {
                     dim: dims
                         .iter()
-                        .map(|d| Dimension { value: Some(match d { Some(v) => D::DimValue(*v), None => D::DimParam("N".into()) }) })
+                        .map(|d| Dimension {
+                            value: Some(match d {
+                                Some(v) => D::DimValue(*v),
+                                None => D::DimParam("N".into()),
+                            }),
+                        })
                         .collect(),
                 }),
             })),
@@ -97,7 +137,13 @@ impl Graph {
         self.op_in(ML, op, inputs, attrs)
     }
 
-    fn op_in(&mut self, domain: &str, op: &str, inputs: &[&str], attrs: Vec<AttributeProto>) -> String {
+    fn op_in(
+        &mut self,
+        domain: &str,
+        op: &str,
+        inputs: &[&str],
+        attrs: Vec<AttributeProto>,
+    ) -> String {
         let out = self.fresh(&op.to_ascii_lowercase());
         self.nodes.push(NodeProto {
             input: inputs.iter().map(|s| s.to_string()).collect(),
@@ -119,13 +165,22 @@ impl Graph {
 
     pub fn const_f64(&mut self, hint: &str, dims: Vec<i64>, v: Vec<f64>) -> String {
         let name = self.fresh(hint);
-        self.initializers.push(TensorProto { name: name.clone(), ..tensor_f64(dims, v) });
+        self.initializers.push(TensorProto {
+            name: name.clone(),
+            ..tensor_f64(dims, v)
+        });
         name
     }
 
     pub fn const_i64(&mut self, hint: &str, dims: Vec<i64>, v: Vec<i64>) -> String {
         let name = self.fresh(hint);
-        self.initializers.push(TensorProto { name: name.clone(), dims, data_type: data_type::INT64, int64_data: v, ..Default::default() });
+        self.initializers.push(TensorProto {
+            name: name.clone(),
+            dims,
+            data_type: data_type::INT64,
+            int64_data: v,
+            ..Default::default()
+        });
         name
     }
 
@@ -141,17 +196,22 @@ impl Graph {
         for spec in &schema.features {
             match &spec.kind {
                 FeatureKind::Numeric => {
-                    self.inputs.push(value_info(&spec.name, data_type::FLOAT, &[None, Some(1)]));
+                    self.inputs
+                        .push(value_info(&spec.name, data_type::FLOAT, &[None, Some(1)]));
                     cols.push(self.cast(&spec.name, data_type::DOUBLE));
                 }
                 FeatureKind::Categorical { categories } => {
-                    self.inputs.push(value_info(&spec.name, data_type::STRING, &[None, Some(1)]));
+                    self.inputs
+                        .push(value_info(&spec.name, data_type::STRING, &[None, Some(1)]));
                     let codes = self.op_ml(
                         "LabelEncoder",
                         &[&spec.name],
                         vec![
                             attr_strs("keys_strings", categories),
-                            attr_floats("values_floats", (0..categories.len()).map(|i| i as f32).collect()),
+                            attr_floats(
+                                "values_floats",
+                                (0..categories.len()).map(|i| i as f32).collect(),
+                            ),
                             attr_float("default_float", f32::NAN),
                         ],
                     );
@@ -168,7 +228,11 @@ impl Graph {
 
     /// Classifier outputs from `double` probabilities `[N, C]`: `label` (string) and `probabilities`.
     pub fn classifier_outputs(&mut self, probs: &str, classes: &[String]) {
-        let idx = self.op("ArgMax", &[probs], vec![attr_int("axis", 1), attr_int("keepdims", 1)]);
+        let idx = self.op(
+            "ArgMax",
+            &[probs],
+            vec![attr_int("axis", 1), attr_int("keepdims", 1)],
+        );
         self.op_ml(
             "LabelEncoder",
             &[&idx],
@@ -181,15 +245,21 @@ impl Graph {
         self.rename_last("label");
         self.cast(probs, data_type::FLOAT);
         self.rename_last("probabilities");
-        self.outputs.push(value_info("label", data_type::STRING, &[None, Some(1)]));
-        self.outputs.push(value_info("probabilities", data_type::FLOAT, &[None, Some(classes.len() as i64)]));
+        self.outputs
+            .push(value_info("label", data_type::STRING, &[None, Some(1)]));
+        self.outputs.push(value_info(
+            "probabilities",
+            data_type::FLOAT,
+            &[None, Some(classes.len() as i64)],
+        ));
     }
 
     /// Regressor output from `double` values `[N, 1]`.
     pub fn regressor_output(&mut self, values: &str) {
         self.cast(values, data_type::FLOAT);
         self.rename_last("value");
-        self.outputs.push(value_info("value", data_type::FLOAT, &[None, Some(1)]));
+        self.outputs
+            .push(value_info("value", data_type::FLOAT, &[None, Some(1)]));
     }
 
     pub fn finish(self, name: &str, doc: &str, metadata: Vec<(String, String)>) -> Result<Vec<u8>> {
@@ -210,10 +280,19 @@ impl Graph {
                 value_info: Vec::new(),
             }),
             opset_import: vec![
-                OperatorSetIdProto { domain: String::new(), version: OPSET },
-                OperatorSetIdProto { domain: ML.into(), version: ML_OPSET },
+                OperatorSetIdProto {
+                    domain: String::new(),
+                    version: OPSET,
+                },
+                OperatorSetIdProto {
+                    domain: ML.into(),
+                    version: ML_OPSET,
+                },
             ],
-            metadata_props: metadata.into_iter().map(|(key, value)| StringStringEntryProto { key, value }).collect(),
+            metadata_props: metadata
+                .into_iter()
+                .map(|(key, value)| StringStringEntryProto { key, value })
+                .collect(),
         };
         Ok(model.encode_to_vec())
     }

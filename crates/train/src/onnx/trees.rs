@@ -36,14 +36,22 @@ struct TreeWriter<'a> {
 
 impl TreeWriter<'_> {
     fn reserve(&mut self) -> usize {
-        self.nodes.push(Node { mode: "LEAF", feature: 0, value: 0.0, true_id: 0, false_id: 0, missing_true: 0 });
+        self.nodes.push(Node {
+            mode: "LEAF",
+            feature: 0,
+            value: 0.0,
+            true_id: 0,
+            false_id: 0,
+            missing_true: 0,
+        });
         self.nodes.len() - 1
     }
 
     fn emit(&mut self, child: i32) -> i64 {
         if child < 0 {
             let id = self.reserve();
-            self.leaves.push((id as i64, self.tree.leaf_value[(!child) as usize]));
+            self.leaves
+                .push((id as i64, self.tree.leaf_value[(!child) as usize]));
             return id as i64;
         }
         let n = child as usize;
@@ -75,9 +83,22 @@ impl TreeWriter<'_> {
                 let l = self.emit(t.left[n]);
                 let r = self.emit(t.right[n]);
                 let default = if t.default_left(n) { l } else { r };
-                self.nodes[zero] =
-                    Node { mode: "BRANCH_EQ", feature, value: 0.0, true_id: default, false_id: split as i64, missing_true: 1 };
-                self.nodes[split] = Node { mode: "BRANCH_LEQ", feature, value: thr, true_id: l, false_id: r, missing_true: 0 };
+                self.nodes[zero] = Node {
+                    mode: "BRANCH_EQ",
+                    feature,
+                    value: 0.0,
+                    true_id: default,
+                    false_id: split as i64,
+                    missing_true: 1,
+                };
+                self.nodes[split] = Node {
+                    mode: "BRANCH_LEQ",
+                    feature,
+                    value: thr,
+                    true_id: l,
+                    false_id: r,
+                    missing_true: 0,
+                };
                 zero as i64
             }
             mt => {
@@ -88,7 +109,14 @@ impl TreeWriter<'_> {
                     MissingType::NaN => t.default_left(n),
                     _ => 0.0 <= thr,
                 } as i64;
-                self.nodes[id] = Node { mode: "BRANCH_LEQ", feature, value: thr, true_id: l, false_id: r, missing_true };
+                self.nodes[id] = Node {
+                    mode: "BRANCH_LEQ",
+                    feature,
+                    value: thr,
+                    true_id: l,
+                    false_id: r,
+                    missing_true,
+                };
                 id as i64
             }
         }
@@ -97,12 +125,37 @@ impl TreeWriter<'_> {
 
 /// Appends a `TreeEnsembleRegressor` reading `x` (`double [N, F]`); returns raw scores `float [N, k]`.
 pub(crate) fn tree_ensemble(g: &mut Graph, x: &str, forest: &Forest) -> Result<String> {
-    let scale = if forest.average { 1.0 / forest.iterations() as f64 } else { 1.0 };
-    let (mut treeids, mut nodeids, mut featureids, mut modes, mut values, mut trues, mut falses, mut missing) =
-        (vec![], vec![], vec![], vec![], vec![], vec![], vec![], vec![]);
+    let scale = if forest.average {
+        1.0 / forest.iterations() as f64
+    } else {
+        1.0
+    };
+    let (
+        mut treeids,
+        mut nodeids,
+        mut featureids,
+        mut modes,
+        mut values,
+        mut trues,
+        mut falses,
+        mut missing,
+    ) = (
+        vec![],
+        vec![],
+        vec![],
+        vec![],
+        vec![],
+        vec![],
+        vec![],
+        vec![],
+    );
     let (mut t_tree, mut t_node, mut t_ids, mut t_w) = (vec![], vec![], vec![], vec![]);
     for (ti, tree) in forest.trees.iter().enumerate() {
-        let mut w = TreeWriter { tree, nodes: Vec::new(), leaves: Vec::new() };
+        let mut w = TreeWriter {
+            tree,
+            nodes: Vec::new(),
+            leaves: Vec::new(),
+        };
         // A tree without splits is one leaf (`!0 == -1`).
         w.emit(if tree.split_feature.is_empty() { -1 } else { 0 });
         for (id, node) in w.nodes.iter().enumerate() {
