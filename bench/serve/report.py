@@ -1,0 +1,134 @@
+"""Turn the load generator's JSON lines into the serving benchmark's report (markdown).
+
+Called by run.sh; prints the report and writes it to --out. Exits 1 when the prediction log lost
+rows (a correctness failure); missed performance targets are reported, not fatal.
+"""
+import argparse
+import datetime
+import json
+import os
+import subprocess
+import sys
+
+TARGET_THROUGHPUT = 0.60  # CorePlexML req/s ≥ 60% of the bare server's
+TARGET_P99 = 1.5          # CorePlexML p99 ≤ 1.5× the bare server's
+TARGET_MLFLOW = 100.0     # CorePlexML req/s ≥ 100× MLflow's
+
+
+def cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown CPU"
+
+
+def commit():
+    try:
+        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                             check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True).stdout.strip()
+        return rev + (" (with uncommitted changes)" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def fmt(x, digits=2):
+    return "–" if x is None else f"{x:,.{digits}f}"
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--results", required=True)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--expected-rows", type=int, required=True)
+    ap.add_argument("--api-rows", type=int, required=True)
+    ap.add_argument("--db-rows", type=int, required=True)
+    ap.add_argument("--mlflow-status", default="")
+    ap.add_argument("--levels", default="1,8,64")
+    ap.add_argument("--duration", default="10")
+    ap.add_argument("--warmup", default="2")
+    ap.add_argument("--loadgen-threads", default="1")
+    ap.add_argument("--rustc-busy", type=int, default=0)
+    a = ap.parse_args()
+
+    runs, summaries = {}, {}
+    with open(a.results) as f:
+        for line in f:
+            r = json.loads(line)
+            if r.get("summary"):
+                summaries[r["target"]] = r
+            else:
+                runs[(r["target"], r["concurrency"])] = r
+    levels = [int(c) for c in a.levels.split(",")]
+    has_mlflow = any(t == "mlflow" for t, _ in runs)
+
+    out = []
+    w = out.append
+    w("# Serving benchmark results\n")
+    w(f"- {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, commit {commit()}")
+    w(f"- {os.cpu_count()} cores ({cpu_model()}); the load generator ({a.loadgen_threads} thread) "
+      "shares them with the server under test")
+    if a.rustc_busy:
+        w(f"- **noisy**: {a.rustc_busy} rustc process(es) were running when the benchmark started")
+    w(f"- single-row requests, closed loop, one keep-alive connection per worker; "
+      f"{a.warmup} s warm-up + {a.duration} s measured per level")
+    w(f"- MLflow: {a.mlflow_status or 'not run'}")
+    w("")
+    w("| server | concurrency | req/s | p50 ms | p90 ms | p99 ms | errors |")
+    w("|---|---:|---:|---:|---:|---:|---:|")
+    for t in ["bare", "coreplex", "mlflow"]:
+        for c in levels:
+            r = runs.get((t, c))
+            if r is None:
+                continue
+            w(f"| {t} | {c} | {fmt(r['rps'], 0)} | {fmt(r['p50_ms'], 3)} | {fmt(r['p90_ms'], 3)} | "
+              f"{fmt(r['p99_ms'], 3)} | {r['errors']} |")
+    w("")
+    w("| concurrency | CorePlexML / bare req/s (≥ 0.60) | CorePlexML / bare p99 (≤ 1.5) | "
+      "CorePlexML / MLflow req/s (≥ 100) |")
+    w("|---:|---:|---:|---:|")
+    met, total = 0, 0
+
+    def mark(ok):
+        nonlocal met, total
+        total += 1
+        met += ok
+        return "met" if ok else "**missed**"
+
+    for c in levels:
+        cp, bare, ml = runs.get(("coreplex", c)), runs.get(("bare", c)), runs.get(("mlflow", c))
+        cells = []
+        if cp and bare and bare["rps"]:
+            r = cp["rps"] / bare["rps"]
+            cells.append(f"{r:.2f} {mark(r >= TARGET_THROUGHPUT)}")
+            r = (cp["p99_ms"] or 0) / bare["p99_ms"] if bare["p99_ms"] else None
+            cells.append("–" if r is None else f"{r:.2f} {mark(r <= TARGET_P99)}")
+        else:
+            cells += ["–", "–"]
+        if cp and ml and ml["rps"]:
+            r = cp["rps"] / ml["rps"]
+            cells.append(f"{r:,.0f} {mark(r >= TARGET_MLFLOW)}")
+        else:
+            cells.append("– (MLflow not measured)" if not has_mlflow else "– (MLflow answered nothing)")
+        w(f"| {c} | " + " | ".join(cells) + " |")
+    w("")
+    log_ok = a.api_rows == a.expected_rows and a.db_rows == a.expected_rows
+    w(f"Prediction log: the load generator counted {a.expected_rows:,} successful predictions "
+      f"(warm-up and smoke request included); the metrics API reports {a.api_rows:,} logged and the "
+      f"database holds {a.db_rows:,} after shutdown — "
+      + ("nothing lost." if log_ok else f"**{a.expected_rows - min(a.api_rows, a.db_rows):,} missing**."))
+    w(f"\nPerformance targets met: {met} of {total}.")
+    text = "\n".join(out) + "\n"
+    with open(a.out, "w") as f:
+        f.write(text)
+    print(text)
+    sys.exit(0 if log_ok else 1)
+
+
+if __name__ == "__main__":
+    main()
