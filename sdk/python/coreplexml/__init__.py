@@ -5,6 +5,7 @@
     project = client.projects.create(name="churn")
 """
 
+from . import webhooks
 from ._objects import APIObject, Page
 from ._version import __version__
 from .client import DEFAULT_BASE_URL, CorePlexClient
@@ -31,6 +32,7 @@ __all__ = [
     "DEFAULT_BASE_URL",
     "APIObject",
     "Page",
+    "webhooks",
     "CorePlexError",
     "APIError",
     "BadRequestError",

@@ -18,6 +18,7 @@ import requests
 from . import exceptions as exc
 from ._version import __version__
 from .resources import (
+    AlertsResource,
     AuditResource,
     DatasetsResource,
     DeploymentsResource,
@@ -77,8 +78,8 @@ class CorePlexClient:
         upload_timeout: seconds to wait for the server's answer to a file upload (it checks the whole
             file before it answers).
 
-    Resources: ``projects``, ``datasets``, ``models``, ``deployments``, ``jobs``, ``audit``, ``keys``,
-    ``orgs``.
+    Resources: ``projects``, ``datasets``, ``models``, ``deployments``, ``alerts``, ``jobs``, ``audit``,
+    ``keys``, ``orgs``.
 
     The client can be used as a context manager; ``close()`` releases its connections.
     """
@@ -120,6 +121,7 @@ class CorePlexClient:
         self.datasets = DatasetsResource(self)
         self.models = ModelsResource(self)
         self.deployments = DeploymentsResource(self)
+        self.alerts = AlertsResource(self)
         self.jobs = JobsResource(self)
         self.audit = AuditResource(self)
         self.keys = KeysResource(self)

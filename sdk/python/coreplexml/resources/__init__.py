@@ -2,13 +2,18 @@
 attribute) and the object classes its calls return."""
 
 from ._base import Resource
+from .alerts import Alert, AlertEvent, AlertHistory, AlertsResource, Delivery
 from .audit import AuditEntry, AuditResource
 from .datasets import Dataset, DatasetsResource, DatasetVersion
 from .deployments import (
+    ConceptDriftReport,
+    ConceptDriftWindow,
     Deployment,
     DeploymentEvent,
     DeploymentMetrics,
     DeploymentsResource,
+    DriftReport,
+    FeatureDrift,
     FeedbackResult,
     LoggedPrediction,
     MetricsWindow,
@@ -24,10 +29,12 @@ from .projects import Member, Project, ProjectsResource
 
 __all__ = [
     "Resource",
+    "AlertsResource", "Alert", "AlertHistory", "AlertEvent", "Delivery",
     "AuditResource", "AuditEntry",
     "DatasetsResource", "Dataset", "DatasetVersion",
     "DeploymentsResource", "Deployment", "PredictionResult", "FeedbackResult", "DeploymentMetrics",
     "MetricsWindow", "VariantMetrics", "DeploymentEvent", "LoggedPrediction", "ShadowComparison",
+    "DriftReport", "FeatureDrift", "ConceptDriftReport", "ConceptDriftWindow",
     "JobsResource", "Job", "JobAttempt",
     "KeysResource", "APIKey", "CreatedKey",
     "ModelsResource", "Model", "Transition", "Promotion",

@@ -4,6 +4,7 @@ metrics, and safe rollouts (direct, canary, blue-green, shadow) with manual prom
     dep = client.deployments.create(project_id=p.id, model_id=m.id, name="churn", strategy="direct")
     out = dep.predict([{"tenure": 3, "monthly_charges": 70.5, "support_calls": 1, "usage_trend": -0.2}])
     dep.feedback({out.request_ids[0]: 1})          # the true label, whenever it is known
+    dep.drift().drifted_features                   # features whose live distribution moved
     client.deployments.create(project_id=p.id, model_id=better.id, name="churn",
                               strategy="canary", traffic_percentage=5)   # a rollout on the same endpoint
 """
@@ -12,6 +13,7 @@ import math
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence
 
 from ._base import APIObject, Resource, id_of, seg
+from .alerts import Alert, Delivery
 
 #: Rollout strategies the server knows.
 STRATEGIES = ("direct", "canary", "blue-green", "shadow")
@@ -82,6 +84,22 @@ class Deployment(APIObject):
     def comparison(self) -> "ShadowComparison":
         """The shadow comparison report of the shadow rollout in progress."""
         return self._client.deployments.comparison(self.id)
+
+    def drift(self, **kwargs: Any) -> "DriftReport":
+        """Data drift of live traffic against the training data; see ``DeploymentsResource.drift``."""
+        return self._client.deployments.drift(self.id, **kwargs)
+
+    def concept_drift(self, **kwargs: Any) -> "ConceptDriftReport":
+        """Sustained quality degradation; see ``DeploymentsResource.concept_drift``."""
+        return self._client.deployments.concept_drift(self.id, **kwargs)
+
+    def notifications(self) -> List[Delivery]:
+        """Every notification about this deployment (alerts and rollout events) and its delivery."""
+        return self._client.deployments.notifications(self.id)
+
+    def alerts(self) -> List[Alert]:
+        """The alert rules on this deployment."""
+        return self._client.alerts.list(self.project_id, deployment_id=self.id)
 
     def roll_out(self, model_id: str, strategy: Optional[str] = None, **fields: Any) -> "Deployment":
         """Rolls ``model_id`` out on this endpoint; see ``DeploymentsResource.rollout``. (The
@@ -188,6 +206,62 @@ class ShadowComparison(APIObject):
     ``requests``, ``mirrored``, ``paired``, ``dropped``, ``primary`` and ``shadow`` (metrics of each),
     and ``agreement`` with a McNemar ``paired_test`` (classification) or ``difference`` with a paired
     t-test (regression)."""
+
+
+class FeatureDrift(APIObject):
+    """Drift of one feature: ``name``, ``kind`` (``numeric`` or ``categorical``), ``test`` (``ks`` or
+    ``chi2``), ``statistic``, ``p_value``, ``psi``, ``wasserstein_normed``, ``jensen_shannon``,
+    ``missing_share_reference``, ``missing_share_current``, ``reference_count``, ``current_count``,
+    ``histogram`` (for plotting: ``{edges, reference, current}`` counts per bin of numeric features,
+    ``{categories, reference, current}`` counts of categorical ones) and ``drifted`` (``p_value < alpha``
+    and ``psi >= psi_threshold``).
+
+    A feature that could not be compared has only ``name`` and ``status`` (``no_current_data``,
+    ``not_in_reference``, ``no_values`` …) and is not counted in ``features_evaluated``."""
+
+
+class DriftReport(APIObject):
+    """Data drift of a deployment's live traffic: ``features`` (``FeatureDrift`` each),
+    ``features_evaluated``, ``features_drifted``, ``data_drift_score`` (share of features drifted, 0…1;
+    ``None`` when no feature could be compared, e.g. no traffic in the window), ``max_psi``, ``current_rows``, ``alpha``, ``psi_threshold``, ``deployment_id``, ``model_id``,
+    ``reference_dataset_version_id``, ``window_start`` and ``window_end``."""
+
+    @property
+    def features(self) -> List[FeatureDrift]:  # type: ignore[override]
+        return [FeatureDrift(f, self._client) for f in self._data.get("features") or []]
+
+    @property
+    def drifted_features(self) -> List[str]:
+        """The names of the features that drifted, in report order."""
+        return [f.get("name") for f in self._data.get("features") or [] if f.get("drifted")]
+
+    @property
+    def drifted(self) -> bool:
+        """Whether any feature drifted."""
+        return any(f.get("drifted") for f in self._data.get("features") or [])
+
+    def feature(self, name: str) -> Optional[FeatureDrift]:
+        """The result for feature ``name``, or ``None``."""
+        for f in self._data.get("features") or []:
+            if f.get("name") == name:
+                return FeatureDrift(f, self._client)
+        return None
+
+
+class ConceptDriftWindow(APIObject):
+    """One window of a concept-drift report: ``start``, ``end``, ``labelled`` (labelled predictions in
+    it) and ``value`` (the quality metric there, ``None`` without enough labels)."""
+
+
+class ConceptDriftReport(APIObject):
+    """Concept drift: ``metric``, ``validation_value`` (from the model's lineage ``validation_metrics``;
+    ``None`` when it has none, and then nothing can drift), ``tolerance``, ``windows``
+    (``ConceptDriftWindow``, oldest first), ``degraded_windows`` (worse than the validation value by more
+    than the tolerance), ``drifted`` (every window degraded), ``deployment_id`` and ``model_id``."""
+
+    @property
+    def windows(self) -> List[ConceptDriftWindow]:  # type: ignore[override]
+        return [ConceptDriftWindow(w, self._client) for w in self._data.get("windows") or []]
 
 
 class DeploymentsResource(Resource):
@@ -437,6 +511,70 @@ class DeploymentsResource(Resource):
         """The comparison report of the shadow rollout in progress (``ConflictError`` without one)."""
         return self._get(f"/deployments/{seg(deployment_id)}/comparison", ShadowComparison)
 
+    def drift(
+        self,
+        deployment_id: str,
+        window_minutes: Optional[int] = None,
+        since: Any = None,
+        until: Any = None,
+        reference_dataset_version_id: Optional[str] = None,
+        alpha: Optional[float] = None,
+        psi_threshold: Optional[float] = None,
+    ) -> DriftReport:
+        """Data drift of the deployment's live traffic against the serving model's training data.
+
+        Every feature of the logged predictions in the window is compared with the profile of the
+        dataset version in the model's lineage (or ``reference_dataset_version_id``): numeric features
+        with a two-sample Kolmogorov–Smirnov test, categorical ones with a chi-squared test, both with
+        PSI. A feature has drifted when its p-value is below ``alpha`` (default 0.05) **and** its PSI is
+        at least ``psi_threshold`` (default 0.1); ``data_drift_score`` is the share of features drifted.
+
+        The window is the last ``window_minutes`` (default 60), or ``since`` to ``until`` (datetimes or
+        RFC 3339 strings; ``until`` defaults to now).
+
+        Returns ``.data_drift_score``, ``.max_psi``, ``.features`` (per-feature results with histograms)
+        and ``.drifted_features`` (their names). Raises ``ConflictError`` when the serving model was
+        registered without a ``dataset_version_id`` (and no reference is given).
+        """
+        return self._get(
+            f"/deployments/{seg(deployment_id)}/drift",
+            DriftReport,
+            {
+                "window_minutes": window_minutes,
+                "since": since,
+                "until": until,
+                "reference_dataset_version_id": id_of(reference_dataset_version_id),
+                "alpha": alpha,
+                "psi_threshold": psi_threshold,
+            },
+        )
+
+    def concept_drift(
+        self,
+        deployment_id: str,
+        metric: Optional[str] = None,
+        window_minutes: Optional[int] = None,
+        windows: Optional[int] = None,
+        tolerance: Optional[float] = None,
+    ) -> ConceptDriftReport:
+        """Concept drift: whether a quality metric, computed from labelled predictions, has been worse
+        than the model's validation value by more than ``tolerance`` (relative, default 0.05) in each of
+        the last ``windows`` (default 3) windows of ``window_minutes`` (default 60).
+
+        ``metric`` defaults to AUC for classification and RMSE for regression; the validation value is
+        the model's lineage ``validation_metrics`` entry of that name.
+        """
+        return self._get(
+            f"/deployments/{seg(deployment_id)}/concept-drift",
+            ConceptDriftReport,
+            {"metric": metric, "window_minutes": window_minutes, "windows": windows, "tolerance": tolerance},
+        )
+
+    def notifications(self, deployment_id: str) -> List[Delivery]:
+        """Every notification about the deployment — alert firings and resolutions, and rollout events
+        such as ``deployment.rolled_back`` sent to the channels of its alerts — with its delivery status."""
+        return self._get_list(f"/deployments/{seg(deployment_id)}/notifications", Delivery)
+
     def promote(self, deployment_id: str, reason: Optional[str] = None) -> Deployment:
         """Promotes the rollout's candidate now: it takes all traffic and becomes ``production``.
         ``ConflictError`` when no rollout is in progress."""
@@ -510,4 +648,8 @@ __all__ = [
     "DeploymentEvent",
     "LoggedPrediction",
     "ShadowComparison",
+    "DriftReport",
+    "FeatureDrift",
+    "ConceptDriftReport",
+    "ConceptDriftWindow",
 ]
