@@ -367,7 +367,7 @@ pub fn sequential_test(
     if !(tau.is_finite() && tau > 0.0) {
         return Err(invalid("tau", format!("must be greater than 0, got {tau}")));
     }
-    if !(variance.is_finite() && variance >= 0.0) || !difference.is_finite() {
+    if !(variance.is_finite() && variance >= 0.0 && difference.is_finite()) {
         return Err(invalid("variance", "must be a non-negative finite number"));
     }
     if variance == 0.0 {

@@ -207,6 +207,29 @@ impl NumericSketch {
         self.view().quantile(q)
     }
 
+    /// Counts of the summarised sample in the bins between consecutive `edges` (ascending; the
+    /// last bin includes its right edge, as `numpy.histogram`). Values outside are not counted.
+    /// Lets two sketches be plotted on the same bins.
+    pub fn counts_on_edges(&self, edges: &[f64]) -> Vec<f64> {
+        let bins = edges.len().saturating_sub(1);
+        let mut counts = vec![0.0; bins];
+        if bins == 0 {
+            return counts;
+        }
+        for (h, level) in self.levels.iter().enumerate() {
+            let weight = (1u64 << h) as f64;
+            for &x in level {
+                if x < edges[0] || x > edges[bins] {
+                    continue;
+                }
+                // First edge above x, minus one: the bin of x (the top edge closes the last bin).
+                let b = edges.partition_point(|e| *e <= x).saturating_sub(1).min(bins - 1);
+                counts[b] += weight;
+            }
+        }
+        counts
+    }
+
     /// Equal-width histogram with `bins` bins between min and max (the last bin includes the
     /// max, as `numpy.histogram`). Counts are estimates once the sketch has compacted. A
     /// constant column gets the range `[x − 0.5, x + 0.5]`, as NumPy does.

@@ -52,7 +52,7 @@ pub(crate) fn sort_f64(values: &mut Vec<f64>) {
     let mut sorted_in_scratch = false;
     for (pass, h) in histograms.iter_mut().enumerate() {
         // A digit shared by every key (common for the exponent bits) needs no pass.
-        if h.iter().any(|&c| c == n) {
+        if h.contains(&n) {
             continue;
         }
         let mut offset = 0;
