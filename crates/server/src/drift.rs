@@ -154,29 +154,6 @@ impl LiveSketches {
     }
 }
 
-/// Estimates how many values of a sketch lie below `x`, by bisecting its quantile function.
-fn cdf(s: &NumericSketch, x: f64) -> f64 {
-    let (Some(lo), Some(hi)) = (s.min(), s.max()) else {
-        return 0.0;
-    };
-    if x <= lo {
-        return 0.0;
-    }
-    if x > hi {
-        return 1.0;
-    }
-    let (mut a, mut b) = (0.0f64, 1.0f64);
-    for _ in 0..40 {
-        let m = (a + b) / 2.0;
-        if s.quantile(m).unwrap_or(hi) < x {
-            a = m;
-        } else {
-            b = m;
-        }
-    }
-    a
-}
-
 /// Histograms of two sketches on the same 20 equal-width bins, for plotting.
 fn shared_histogram(r: &NumericSketch, c: &NumericSketch) -> serde_json::Value {
     let lo = r.min().unwrap_or(0.0).min(c.min().unwrap_or(f64::INFINITY));
@@ -191,21 +168,15 @@ fn shared_histogram(r: &NumericSketch, c: &NumericSketch) -> serde_json::Value {
     };
     let bins = 20;
     let edges: Vec<f64> = (0..=bins)
-        .map(|i| lo + (hi - lo) * i as f64 / bins as f64)
+        .map(|i| {
+            if i == bins {
+                hi
+            } else {
+                lo + (hi - lo) * i as f64 / bins as f64
+            }
+        })
         .collect();
-    let counts = |s: &NumericSketch| -> Vec<f64> {
-        let n = s.count() as f64;
-        let mut prev = 0.0;
-        (1..=bins)
-            .map(|i| {
-                let cum = if i == bins { 1.0 } else { cdf(s, edges[i]) };
-                let share = (cum - prev).max(0.0);
-                prev = cum;
-                share * n
-            })
-            .collect()
-    };
-    json!({"edges": edges, "reference": counts(r), "current": counts(c)})
+    json!({"edges": edges, "reference": r.counts_on_edges(&edges), "current": c.counts_on_edges(&edges)})
 }
 
 /// Drift decision settings.

@@ -9,6 +9,7 @@ pub mod auth;
 pub mod config;
 pub mod drift;
 pub mod error;
+pub mod experiments;
 pub mod extract;
 pub mod idempotency;
 pub mod ingest;

@@ -75,6 +75,7 @@ impl JobCtx {
 async fn execute(ctx: &JobCtx) -> Result<serde_json::Value, JobError> {
     match ctx.job.kind.as_str() {
         crate::routes::datasets::PROFILE_JOB => crate::routes::datasets::run_profile_job(ctx).await,
+        crate::experiments::JOB_KIND => crate::experiments::run_job(ctx).await,
         other => Err(JobError::permanent(format!("unknown job kind `{other}`"))),
     }
 }

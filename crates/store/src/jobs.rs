@@ -100,6 +100,16 @@ impl Store {
         row.as_ref().map(job).transpose()
     }
 
+    pub async fn get_job_any(&self, id: &str) -> Result<Option<Job>> {
+        let row = sqlx::query("SELECT * FROM jobs WHERE id = $1")
+            .bind(id)
+            .fetch_all(&self.pool)
+            .await?
+            .into_iter()
+            .next();
+        row.as_ref().map(job).transpose()
+    }
+
     pub async fn list_jobs(&self, project_id: &str, limit: i64, offset: i64) -> Result<Page<Job>> {
         let rows = sqlx::query(&format!(
             "SELECT * FROM jobs WHERE project_id = $1 ORDER BY created_at DESC, id LIMIT {} OFFSET {offset}",

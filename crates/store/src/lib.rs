@@ -18,6 +18,7 @@ pub mod artifacts;
 mod audit;
 mod datasets;
 mod deployments;
+mod experiments;
 pub mod jobs;
 mod models;
 mod monitoring;
@@ -26,6 +27,7 @@ mod tenancy;
 
 pub use artifacts::ArtifactStore;
 pub use deployments::*;
+pub use experiments::*;
 pub use monitoring::*;
 pub use records::*;
 

@@ -5,6 +5,7 @@ pub mod alerts;
 pub mod audit;
 pub mod datasets;
 pub mod deployments;
+pub mod experiments;
 pub mod health;
 pub mod jobs;
 pub mod models;
@@ -41,6 +42,7 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(models::router())
         .merge(deployments::router())
         .merge(alerts::router())
+        .merge(experiments::router())
         .merge(jobs::router())
 }
 

@@ -81,7 +81,7 @@ impl From<Model> for ModelView {
 }
 
 /// Lineage of a model, all optional for uploaded models.
-#[derive(Debug, Default, Deserialize, Serialize, ToSchema)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Lineage {
     pub dataset_version_id: Option<String>,
@@ -97,7 +97,7 @@ pub struct Lineage {
 }
 
 /// The `metadata` part of a registration.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterModel {
     pub name: String,
@@ -187,10 +187,9 @@ async fn register(
             "missing part: a JSON document with name and task",
         )
     })?;
-    let mut upload =
-        upload.ok_or_else(|| ApiError::invalid("file", "missing part: the .onnx file"))?;
+    let upload = upload.ok_or_else(|| ApiError::invalid("file", "missing part: the .onnx file"))?;
     validate_name("name", &meta.name)?;
-    let task = Task::parse("task", &meta.task)?;
+    Task::parse("task", &meta.task)?;
     validate_tags(&meta.tags)?;
     check_lineage(&state, &p, &project_id, &meta.lineage).await?;
     if upload.size == 0 {
@@ -199,14 +198,37 @@ async fn register(
     let bytes = tokio::fs::read(&upload.path)
         .await
         .map_err(ApiError::internal)?;
+    let created = register_bytes(&state, &p.ctx(&state), &project_id, meta, bytes).await?;
+    drop(upload);
+    Ok((StatusCode::CREATED, axum::Json(created.into())))
+}
+
+/// Registers ONNX `bytes` as a new version of `meta.name` in `project_id`: loads it with ONNX
+/// Runtime, reads its schema, makes a test prediction, checks the task, then stores the file and the
+/// record (and nothing at all when any step fails). Used by uploads and by the trainer.
+pub(crate) async fn register_bytes(
+    state: &AppState,
+    ctx: &coreplex_store::Ctx,
+    project_id: &str,
+    meta: RegisterModel,
+    bytes: Vec<u8>,
+) -> ApiResult<Model> {
+    validate_name("name", &meta.name)?;
+    let task = Task::parse("task", &meta.task)?;
+    validate_tags(&meta.tags)?;
+    if bytes.is_empty() {
+        return Err(ApiError::invalid("file", "the file is empty"));
+    }
+    let sha256 = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes));
+    let size = bytes.len() as i64;
     let opts = LoadOptions {
         feature_names: meta.feature_names.clone(),
         class_labels: meta.class_labels.clone(),
         sessions: 2,
     };
     let example = meta.input_example.clone();
-    let loaded = tokio::task::spawn_blocking(
-        move || -> Result<(LoadedModel, serde_json::Value), ApiError> {
+    let (model, test_prediction, bytes) = tokio::task::spawn_blocking(
+        move || -> Result<(LoadedModel, serde_json::Value, Vec<u8>), ApiError> {
             let model = LoadedModel::load(&bytes, &opts)?;
             let row = example.unwrap_or_else(|| model.example_row());
             let pred = model.predict(&[row]).map_err(|e| match e {
@@ -216,17 +238,19 @@ async fn register(
                 other => ApiError::invalid("file", format!("the test prediction failed: {other}")),
             })?;
             let pred = serde_json::to_value(&pred[0]).map_err(ApiError::internal)?;
-            Ok((model, pred))
+            Ok((model, pred, bytes))
         },
     )
     .await
     .map_err(ApiError::internal)??;
-    let (model, test_prediction) = loaded;
     check_task(task, &model.schema().output)?;
     let model_id = ids::new_id(ids::MODEL);
     let key = format!("models/{model_id}/model.onnx");
-    state.artifacts.commit(&upload.path, &key)?;
-    upload.keep();
+    let tmp = state.artifacts.temp_path();
+    tokio::fs::write(&tmp, &bytes)
+        .await
+        .map_err(ApiError::internal)?;
+    state.artifacts.commit(&tmp, &key)?;
     let schema = model.schema();
     let input_schema = serde_json::json!({"inputs": schema.inputs, "features": schema.features});
     let mut output_schema = serde_json::to_value(&schema.output).map_err(ApiError::internal)?;
@@ -237,19 +261,19 @@ async fn register(
     }
     let new = NewModel {
         id: model_id.clone(),
-        project_id: project_id.clone(),
+        project_id: project_id.to_string(),
         name: meta.name.trim().to_string(),
         task: task.as_str().to_string(),
         artifact_key: key.clone(),
-        sha256: upload.sha256.clone(),
-        size_bytes: upload.size as i64,
+        sha256,
+        size_bytes: size,
         input_schema,
         output_schema,
         model_card: meta.model_card,
         tags: serde_json::to_value(&meta.tags).map_err(ApiError::internal)?,
         lineage,
     };
-    let created = match state.store.create_model(&p.ctx(&state), &new).await {
+    let created = match state.store.create_model(ctx, &new).await {
         Ok(m) => m,
         Err(e) => {
             state.artifacts.remove(&key);
@@ -259,7 +283,7 @@ async fn register(
     if let Ok(mut cache) = state.models.write() {
         cache.insert(model_id, Arc::new(model));
     }
-    Ok((StatusCode::CREATED, axum::Json(created.into())))
+    Ok(created)
 }
 
 fn check_task(task: Task, output: &OutputKind) -> ApiResult<()> {

@@ -3,6 +3,7 @@
 mod conventions;
 mod datasets;
 mod deployments;
+mod experiments;
 mod helpers;
 mod monitoring;
 mod receivers;

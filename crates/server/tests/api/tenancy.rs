@@ -19,6 +19,7 @@ enum Need {
 }
 
 struct Ids {
+    exp: String,
     alert: String,
     dep: String,
     p: String,
@@ -31,6 +32,7 @@ struct Ids {
 
 fn routes(ids: &Ids) -> Vec<(Method, String, &'static str, Need, Option<Value>)> {
     let Ids {
+        exp,
         alert,
         dep,
         p,
@@ -427,6 +429,34 @@ fn routes(ids: &Ids) -> Vec<(Method, String, &'static str, Need, Option<Value>)>
             Editor,
             None,
         ),
+        (
+            Method::POST,
+            format!("/api/v1/projects/{p}/experiments"),
+            "/api/v1/projects/{project_id}/experiments",
+            Editor,
+            Some(json!({"dataset_version_id": dsv, "target": "churned", "max_models": 1})),
+        ),
+        (
+            Method::GET,
+            format!("/api/v1/projects/{p}/experiments"),
+            "/api/v1/projects/{project_id}/experiments",
+            Viewer,
+            None,
+        ),
+        (
+            Method::GET,
+            format!("/api/v1/experiments/{exp}"),
+            "/api/v1/experiments/{experiment_id}",
+            Viewer,
+            None,
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/experiments/{exp}/cancel"),
+            "/api/v1/experiments/{experiment_id}/cancel",
+            Editor,
+            None,
+        ),
     ]
 }
 
@@ -471,7 +501,16 @@ async fn setup(t: &TestApp) -> Ids {
         .post("/api/v1/alerts", &t.admin, alert_body(&dep_id))
         .await
         .ok();
+    let exp = t
+        .post(
+            &format!("/api/v1/projects/{p}/experiments"),
+            &t.admin,
+            json!({"dataset_version_id": v["id"], "target": "churned", "max_models": 1}),
+        )
+        .await
+        .ok();
     Ids {
+        exp: exp["id"].as_str().unwrap().into(),
         alert: alert["id"].as_str().unwrap().into(),
         dep: dep_id,
         p,
@@ -574,6 +613,7 @@ async fn another_organization_sees_nothing_of_this_one() {
             && !path.contains(&ids.dsv)
             && !path.contains(&ids.dep)
             && !path.contains(&ids.alert)
+            && !path.contains(&ids.exp)
         {
             continue;
         }
