@@ -4,6 +4,7 @@
 //! Architecture invariant: this is the only crate that knows HTTP. Handlers parse and check input,
 //! call the domain for rules and the store for persistence, and shape records for the wire.
 
+pub mod ab;
 pub mod alerts;
 pub mod auth;
 pub mod config;

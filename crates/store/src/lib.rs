@@ -14,6 +14,7 @@
 //! `coreplex-domain`; the store carries out what the domain decided, and writes the audit entry for a
 //! change in the same transaction as the change.
 
+mod ab_tests;
 pub mod artifacts;
 mod audit;
 mod datasets;
@@ -25,6 +26,8 @@ mod monitoring;
 mod records;
 mod tenancy;
 
+#[allow(unused_imports)]
+pub use ab_tests::*;
 pub use artifacts::ArtifactStore;
 pub use deployments::*;
 pub use experiments::*;

@@ -1,6 +1,7 @@
 //! HTTP routes, one module per area, each exporting `router()`. Every route carries its OpenAPI
 //! description next to it; `/api/v1/openapi.json` is generated from them.
 
+pub mod ab_tests;
 pub mod alerts;
 pub mod audit;
 pub mod datasets;
@@ -43,6 +44,7 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(deployments::router())
         .merge(alerts::router())
         .merge(experiments::router())
+        .merge(ab_tests::router())
         .merge(jobs::router())
 }
 

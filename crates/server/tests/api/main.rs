@@ -1,5 +1,6 @@
 //! API tests against a real server on a random port.
 
+mod ab_tests;
 mod conventions;
 mod datasets;
 mod deployments;

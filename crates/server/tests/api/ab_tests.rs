@@ -1,0 +1,1 @@
+//! A/B tests through the real endpoint.

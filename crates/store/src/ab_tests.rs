@@ -1,0 +1,1 @@
+//! A/B tests between model variants: configuration, assignment counts and business outcomes.
