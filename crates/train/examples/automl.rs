@@ -99,6 +99,22 @@ fn main() {
         };
         let _ = target;
         out["best"] = serde_json::json!(best.name);
+        if std::env::var("AUTOML_ALL_TEST").is_ok() {
+            let all: serde_json::Map<String, serde_json::Value> = lb
+                .models
+                .iter()
+                .map(|m| {
+                    let v: Vec<f64> = match m.predict(&t).unwrap() {
+                        Predictions::Values(v) => v,
+                        Predictions::Classes { probabilities, .. } => {
+                            probabilities.iter().map(|p| p[p.len() - 1]).collect()
+                        }
+                    };
+                    (m.name.clone(), serde_json::json!(v))
+                })
+                .collect();
+            out["all_test_predictions"] = serde_json::Value::Object(all);
+        }
         out["test_predictions"] = serde_json::json!(values);
         if let ColumnValues::Numeric(_) = table.column(&cfg.target).unwrap().values {}
         std::fs::write(

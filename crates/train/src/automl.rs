@@ -1,12 +1,12 @@
 //! The search: which models are tried in which order, how each is trained and validated, the stacked
 //! ensembles at the end, and the leaderboard.
 //!
-//! Splits (seeded, stratified for classification): 10% of the rows are a holdout every model is scored
-//! on. Below 5,000 rows the rest is cross-validated in 5 folds — each model's out-of-fold predictions
-//! give its CV metrics and the ensembles' training data, the leaderboard ranks by CV, and the model
-//! kept is refitted on all non-holdout rows. From 5,000 rows on, models train on 90% of the rest,
-//! early-stop on the other 10%, whose predictions train the ensembles; the leaderboard ranks by the
-//! holdout.
+//! Splits (seeded, stratified for classification): below 5,000 rows every row is cross-validated in 5
+//! folds — each model's out-of-fold predictions give its metrics and the ensembles' training data, the
+//! leaderboard ranks by them, and the model kept is refitted on all rows (no holdout: a tenth of a few
+//! hundred rows would only add noise). From 5,000 rows on, 10% of the rows are a holdout every model is
+//! scored and ranked on; models train on 90% of the rest and early-stop on the other 10%, whose
+//! predictions train the ensembles.
 //!
 //! Budget: base models train until `max_runtime_secs` minus a reserve for the ensembles; a model still
 //! training at the deadline stops there and is kept with the iterations it has. Nothing new starts after
@@ -63,7 +63,7 @@ pub struct TrainedModel {
     /// `gbm`, `rf`, `glm` or `stacked`.
     pub family: String,
     pub hyperparameters: serde_json::Value,
-    /// On the holdout rows.
+    /// On the holdout rows; when the search cross-validated (small data, no holdout), out-of-fold.
     pub metrics: BTreeMap<String, f64>,
     /// Out-of-fold metrics when the search cross-validated.
     pub cv_metrics: Option<BTreeMap<String, f64>>,
@@ -373,12 +373,12 @@ impl Search<'_> {
         Ok(self.datasets.as_ref().unwrap())
     }
 
-    /// LightGBM's name for the early-stopping metric, and whether higher is better.
+    /// LightGBM's name for the early-stopping metric, and whether higher is better. Classifiers stop on
+    /// log loss whatever the ranking metric: AUC and accuracy move in steps and plateau on small
+    /// validation sets, which stops boosting early and at different points in each fold.
     fn lgbm_metric(&self) -> (&'static str, bool) {
         let multi = self.shape.task == Task::MulticlassClassification;
         match (self.metric.as_str(), self.shape.task) {
-            ("auc", Task::BinaryClassification) => ("auc", true),
-            ("aucpr", _) => ("average_precision", true),
             ("mae", _) => ("l1", false),
             (_, Task::Regression) => ("l2", false),
             _ if multi => ("multi_logloss", false),
@@ -462,6 +462,7 @@ impl Search<'_> {
         let n_learn = self.l1_rows.len();
         let params = self.booster_params(s, seed, n_learn);
         let ds = self.datasets()?;
+        let mut at_deadline = false;
         let (booster, iterations, l1) = match ds {
             Datasets::Blend {
                 fit,
@@ -477,6 +478,7 @@ impl Search<'_> {
                     hib,
                     ctl,
                 )?;
+                at_deadline = out.stopped_by_deadline;
                 let l1 = transform(shape, &out.booster.predict_raw(x_valid, k, s.forest)?, k);
                 let it = out.booster.iterations()?;
                 (out.booster, it, l1)
@@ -494,6 +496,7 @@ impl Search<'_> {
                         hib,
                         ctl,
                     )?;
+                    at_deadline |= out.stopped_by_deadline;
                     iters.push(out.booster.iterations()?.max(1));
                     let p = transform(shape, &out.booster.predict_raw(x_va, k, s.forest)?, k);
                     let w = shape.width();
@@ -506,6 +509,7 @@ impl Search<'_> {
                     .round()
                     .max(1.0) as usize;
                 let out = lgbm::train(all, None, &params, n_iter, None, hib, ctl)?;
+                at_deadline |= out.stopped_by_deadline;
                 let it = out.booster.iterations()?;
                 (out.booster, it, l1)
             }
@@ -514,12 +518,9 @@ impl Search<'_> {
         let t = Instant::now();
         let text = booster.save_string()?;
         let forest = Forest::parse(&text)?;
-        tracing::debug!(
-            secs = t.elapsed().as_secs_f64(),
-            deadline_passed = ctl.past_deadline(),
-            "model text parsed"
-        );
-        let hp = self.tree_hyperparameters(s, iterations);
+        tracing::debug!(secs = t.elapsed().as_secs_f64(), "model text parsed");
+        let mut hp = self.tree_hyperparameters(s, iterations);
+        hp["stopped_at_deadline"] = json!(at_deadline);
         Ok((
             Scorer::Trees {
                 model: Arc::new(text),
@@ -643,7 +644,7 @@ impl Search<'_> {
                 (warm.unwrap(), LAMBDAS[best_li], l1)
             }
         };
-        let model = LinearModel::new(&design, k, &params, lambda);
+        let model = LinearModel::new(&design, k, &params);
         let hp = json!({
             "solver": if task == Task::Regression { "ridge (Cholesky)" } else { "L-BFGS" },
             "family": match task { Task::Regression => "gaussian", Task::BinaryClassification => "binomial", _ => "multinomial" },
@@ -684,6 +685,18 @@ impl Search<'_> {
         g.finish(name, &format!("CorePlexML {family} model `{name}`"), meta)
     }
 
+    /// Metrics on the holdout; without one (cross-validation), the out-of-fold metrics.
+    fn holdout_metrics(
+        &self,
+        pred: &[f64],
+        cv: &Option<BTreeMap<String, f64>>,
+    ) -> BTreeMap<String, f64> {
+        match cv {
+            Some(m) if self.y_hold.is_empty() => m.clone(),
+            _ => evaluate(self.shape.task, &self.y_hold, pred, self.shape.classes),
+        }
+    }
+
     fn class_labels(&self) -> Option<Vec<String>> {
         self.classes.clone()
     }
@@ -704,10 +717,10 @@ impl Search<'_> {
             None => scorer.predict(self.shape, &self.x_hold)?,
         };
         tracing::debug!(model = %name, secs = t.elapsed().as_secs_f64(), "holdout predictions");
-        let metrics = evaluate(self.shape.task, &self.y_hold, &holdout, self.shape.classes);
         let cv_metrics = self
             .cv()
             .then(|| evaluate(self.shape.task, &self.y_l1, &level1, self.shape.classes));
+        let metrics = self.holdout_metrics(&holdout, &cv_metrics);
         let t = Instant::now();
         let onnx = self.export(&name, family, &scorer)?;
         tracing::debug!(model = %name, secs = t.elapsed().as_secs_f64(), "export");
@@ -754,7 +767,6 @@ impl Search<'_> {
             .collect();
         let blend = stack::fit(shape, &l1, &self.y_l1);
         let hold_pred = stack::apply(shape, &blend, &hold, self.y_hold.len());
-        let metrics = evaluate(shape.task, &self.y_hold, &hold_pred, shape.classes);
         let cv_metrics = match &self.splits.scheme {
             Scheme::CrossValidation { fold, k, .. } => {
                 let w = shape.width();
@@ -782,6 +794,7 @@ impl Search<'_> {
             }
             Scheme::Blending { .. } => None,
         };
+        let metrics = self.holdout_metrics(&hold_pred, &cv_metrics);
         let names: Vec<&str> = members
             .iter()
             .map(|&i| bases[i].model.name.as_str())

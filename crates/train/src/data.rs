@@ -399,12 +399,18 @@ impl Splits {
             })
             .collect();
         let cv = n < CV_BELOW_ROWS;
-        let holdout_frac = 0.1;
+        // Small data is all cross-validated (a 10% holdout of a few hundred rows would only add noise and
+        // take rows from the models); larger data keeps 10% aside.
+        let holdout_frac = if cv { 0.0 } else { 0.1 };
         let mut holdout = Vec::new();
         let mut rest_groups = Vec::new();
         for g in groups {
-            let h = ((g.len() as f64 * holdout_frac).round() as usize)
-                .clamp(usize::from(g.len() >= 3), g.len().saturating_sub(2));
+            let h = if cv {
+                0
+            } else {
+                ((g.len() as f64 * holdout_frac).round() as usize)
+                    .clamp(usize::from(g.len() >= 3), g.len().saturating_sub(2))
+            };
             holdout.extend_from_slice(&g[..h]);
             rest_groups.push(g[h..].to_vec());
         }
@@ -529,25 +535,43 @@ mod tests {
     }
 
     #[test]
-    fn splits_are_seeded_stratified_and_disjoint() {
+    fn small_data_is_all_cross_validated_in_stratified_folds() {
         let t = resolve_target(&table(200), "y", None).unwrap();
         let a = Splits::make(&t, 3);
-        let b = Splits::make(&t, 3);
-        assert_eq!(a.holdout, b.holdout);
-        assert_eq!(a.holdout.len(), 20);
-        let ones = a.holdout.iter().filter(|&&i| t.y[i] == 1.0).count();
-        assert_eq!(ones, 10);
-        let rest = a.learning_rows();
-        assert_eq!(rest.len() + a.holdout.len(), 200);
-        assert!(rest.iter().all(|r| !a.holdout.contains(r)));
+        assert!(a.holdout.is_empty());
         match &a.scheme {
-            Scheme::CrossValidation { fold, k, .. } => {
+            Scheme::CrossValidation { rows, fold, k } => {
+                assert_eq!(rows.len(), 200);
                 for f in 0..*k {
-                    let c = fold.iter().filter(|&&x| x == f).count();
-                    assert!((35..=37).contains(&c), "fold {f} has {c}");
+                    let members: Vec<usize> = (0..rows.len()).filter(|&p| fold[p] == f).collect();
+                    assert_eq!(members.len(), 40, "fold {f}");
+                    let ones = members.iter().filter(|&&p| t.y[rows[p]] == 1.0).count();
+                    assert_eq!(ones, 20, "fold {f}");
                 }
             }
             _ => panic!("small data cross-validates"),
+        }
+    }
+
+    #[test]
+    fn large_data_splits_are_seeded_stratified_and_disjoint() {
+        let t = resolve_target(&table(6000), "y", None).unwrap();
+        let a = Splits::make(&t, 3);
+        let b = Splits::make(&t, 3);
+        assert_eq!(a.holdout, b.holdout);
+        assert_eq!(a.holdout.len(), 600);
+        let ones = a.holdout.iter().filter(|&&i| t.y[i] == 1.0).count();
+        assert_eq!(ones, 300);
+        let rest = a.learning_rows();
+        assert_eq!(rest.len() + a.holdout.len(), 6000);
+        let held: std::collections::HashSet<usize> = a.holdout.iter().copied().collect();
+        assert!(rest.iter().all(|r| !held.contains(r)));
+        match &a.scheme {
+            Scheme::Blending { fit, valid } => {
+                assert_eq!(valid.len(), 540);
+                assert_eq!(fit.len() + valid.len(), 5400);
+            }
+            _ => panic!("large data blends"),
         }
         assert_ne!(Splits::make(&t, 4).holdout, a.holdout);
     }

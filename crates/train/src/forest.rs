@@ -11,6 +11,7 @@
 use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
 
+#[cfg_attr(not(test), allow(dead_code))]
 pub(crate) const K_ZERO_THRESHOLD: f64 = 1e-35f32 as f64;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -61,6 +62,7 @@ impl Tree {
         out
     }
 
+    #[cfg_attr(not(test), allow(dead_code))]
     fn goes_left(&self, node: usize, x: f64) -> bool {
         if self.is_categorical(node) {
             if x.is_nan() || (x as i64) < 0 {
@@ -86,6 +88,7 @@ impl Tree {
         x <= self.threshold[node]
     }
 
+    #[cfg_attr(not(test), allow(dead_code))]
     pub fn predict(&self, row: &[f64]) -> f64 {
         if self.split_feature.is_empty() {
             return self.leaf_value[0];
@@ -224,7 +227,9 @@ impl Forest {
         self.trees.len() / self.outputs
     }
 
-    /// Raw scores for one row, as LightGBM's raw prediction computes them.
+    /// Raw scores for one row, as LightGBM's raw prediction computes them (averaged for forests): the
+    /// reference the writer's tests compare LightGBM and the parsed text against.
+    #[cfg_attr(not(test), allow(dead_code))]
     pub fn predict_raw(&self, row: &[f64]) -> Vec<f64> {
         let mut out = vec![0.0; self.outputs];
         for (t, tree) in self.trees.iter().enumerate() {

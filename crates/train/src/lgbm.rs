@@ -32,7 +32,6 @@ fn cstring(s: &str) -> Result<CString> {
 /// A binned training or validation set.
 pub(crate) struct LgbDataset {
     handle: sys::DatasetHandle,
-    pub n: usize,
 }
 
 // The handle is only used from one thread at a time (the owner holds `&mut` or `&` around FFI calls
@@ -66,7 +65,7 @@ impl LgbDataset {
                 &mut handle,
             )
         })?;
-        let ds = LgbDataset { handle, n: x.n };
+        let ds = LgbDataset { handle };
         let label: Vec<f32> = y.iter().map(|&v| v as f32).collect();
         let field = cstring("label")?;
         check(unsafe {
@@ -206,8 +205,6 @@ impl Control<'_> {
 
 pub(crate) struct TrainOutcome {
     pub booster: LgbBooster,
-    /// Iterations kept (after rolling back to the best validation score).
-    pub iterations: usize,
     pub stopped_by_deadline: bool,
 }
 
@@ -289,7 +286,6 @@ pub(crate) fn train(
     }
     Ok(TrainOutcome {
         booster,
-        iterations: kept,
         stopped_by_deadline,
     })
 }

@@ -25,7 +25,6 @@ pub(crate) struct LinearModel {
     /// `dim × k`, row-major.
     pub weights: Vec<f64>,
     pub bias: Vec<f64>,
-    pub lambda: f64,
 }
 
 /// Means and standard deviations of the numeric columns, and the one-hot layout.
@@ -108,7 +107,7 @@ impl Design {
 }
 
 impl LinearModel {
-    pub fn new(design: &Design, k: usize, p: &Params, lambda: f64) -> LinearModel {
+    pub fn new(design: &Design, k: usize, p: &Params) -> LinearModel {
         LinearModel {
             numeric: design.numeric.clone(),
             means: design.means.clone(),
@@ -117,7 +116,6 @@ impl LinearModel {
             k,
             weights: p.w.clone(),
             bias: p.b.clone(),
-            lambda,
         }
     }
 
