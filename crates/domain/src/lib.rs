@@ -11,6 +11,7 @@ pub mod error;
 pub mod ids;
 pub mod job;
 pub mod registry;
+pub mod retraining;
 pub mod rollout;
 pub mod tenancy;
 

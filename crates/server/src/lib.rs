@@ -16,6 +16,7 @@ pub mod idempotency;
 pub mod ingest;
 pub mod monitoring;
 pub mod notify;
+pub mod retraining;
 pub mod rollouts;
 pub mod routes;
 pub mod serving;

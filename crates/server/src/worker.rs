@@ -177,6 +177,7 @@ pub async fn tick(state: &AppState) -> coreplex_store::Result<()> {
     }
     crate::rollouts::tick(state).await?;
     crate::alerts::evaluate_due(state).await?;
+    crate::retraining::tick(state).await?;
     crate::alerts::deliver_due(state).await?;
     Ok(())
 }

@@ -163,6 +163,16 @@ impl Store {
         Ok((ds, dv))
     }
 
+    pub async fn get_dataset_any(&self, id: &str) -> Result<Option<Dataset>> {
+        let row = sqlx::query("SELECT * FROM datasets WHERE id = $1")
+            .bind(id)
+            .fetch_all(&self.pool)
+            .await?
+            .into_iter()
+            .next();
+        row.as_ref().map(dataset).transpose()
+    }
+
     pub async fn get_dataset(&self, org_id: &str, id: &str) -> Result<Option<Dataset>> {
         let row = sqlx::query(
             "SELECT d.* FROM datasets d JOIN projects p ON p.id = d.project_id WHERE d.id = $1 AND p.org_id = $2",

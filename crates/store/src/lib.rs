@@ -24,6 +24,7 @@ pub mod jobs;
 mod models;
 mod monitoring;
 mod records;
+mod retraining;
 mod tenancy;
 
 #[allow(unused_imports)]
@@ -33,6 +34,7 @@ pub use deployments::*;
 pub use experiments::*;
 pub use monitoring::*;
 pub use records::*;
+pub use retraining::*;
 
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};

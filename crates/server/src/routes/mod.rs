@@ -12,6 +12,7 @@ pub mod jobs;
 pub mod models;
 pub mod orgs;
 pub mod projects;
+pub mod retraining;
 
 use crate::state::AppState;
 use serde::Serialize;
@@ -45,6 +46,7 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(alerts::router())
         .merge(experiments::router())
         .merge(ab_tests::router())
+        .merge(retraining::router())
         .merge(jobs::router())
 }
 

@@ -9,4 +9,5 @@ mod helpers;
 mod monitoring;
 mod receivers;
 mod registry;
+mod retraining;
 mod tenancy;

@@ -19,6 +19,7 @@ enum Need {
 }
 
 struct Ids {
+    pol: String,
     exp: String,
     alert: String,
     dep: String,
@@ -32,6 +33,7 @@ struct Ids {
 
 fn routes(ids: &Ids) -> Vec<(Method, String, &'static str, Need, Option<Value>)> {
     let Ids {
+        pol,
         exp,
         alert,
         dep,
@@ -457,6 +459,57 @@ fn routes(ids: &Ids) -> Vec<(Method, String, &'static str, Need, Option<Value>)>
             Editor,
             None,
         ),
+        (
+            Method::POST,
+            "/api/v1/retraining/policies".into(),
+            "/api/v1/retraining/policies",
+            Editor,
+            Some(
+                json!({"deployment_id": dep, "trigger": "schedule", "schedule": "daily", "target": "churned"}),
+            ),
+        ),
+        (
+            Method::GET,
+            format!("/api/v1/retraining/policies?project_id={p}"),
+            "/api/v1/retraining/policies",
+            Viewer,
+            None,
+        ),
+        (
+            Method::GET,
+            format!("/api/v1/retraining/policies/{pol}"),
+            "/api/v1/retraining/policies/{policy_id}",
+            Viewer,
+            None,
+        ),
+        (
+            Method::GET,
+            format!("/api/v1/retraining/policies/{pol}/runs"),
+            "/api/v1/retraining/policies/{policy_id}/runs",
+            Viewer,
+            None,
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/retraining/policies/{pol}/trigger"),
+            "/api/v1/retraining/policies/{policy_id}/trigger",
+            Editor,
+            None,
+        ),
+        (
+            Method::PATCH,
+            format!("/api/v1/retraining/policies/{pol}"),
+            "/api/v1/retraining/policies/{policy_id}",
+            Editor,
+            Some(json!({"enabled": true})),
+        ),
+        (
+            Method::DELETE,
+            format!("/api/v1/retraining/policies/{pol}"),
+            "/api/v1/retraining/policies/{policy_id}",
+            Editor,
+            None,
+        ),
     ]
 }
 
@@ -480,7 +533,7 @@ async fn setup(t: &TestApp) -> Ids {
             "churn",
             "binary_classification",
             &t.admin,
-            json!({}),
+            json!({"lineage": {"dataset_version_id": v["id"]}}),
         )
         .await
         .ok();
@@ -509,7 +562,12 @@ async fn setup(t: &TestApp) -> Ids {
         )
         .await
         .ok();
+    let pol = t
+        .post("/api/v1/retraining/policies", &t.admin, json!({"deployment_id": dep_id, "trigger": "schedule", "schedule": "daily", "target": "churned"}))
+        .await
+        .ok();
     Ids {
+        pol: pol["id"].as_str().unwrap().into(),
         exp: exp["id"].as_str().unwrap().into(),
         alert: alert["id"].as_str().unwrap().into(),
         dep: dep_id,
@@ -614,6 +672,7 @@ async fn another_organization_sees_nothing_of_this_one() {
             && !path.contains(&ids.dep)
             && !path.contains(&ids.alert)
             && !path.contains(&ids.exp)
+            && !path.contains(&ids.pol)
         {
             continue;
         }
