@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh --test
-python3 -m pip install -q --disable-pip-version-check requests pytest 2>&1 | grep -v "WARNING: Running pip as the 'root' user" >&2 || true
+python3 -m pip install -q --disable-pip-version-check requests pytest numpy scipy pandas 2>&1 | grep -v "WARNING: Running pip as the 'root' user" >&2 || true
 python3 -m pip install -q --disable-pip-version-check -e sdk/python 2>&1 | grep -v "WARNING: Running pip as the 'root' user" >&2 || true
 ORT_DYLIB_PATH=$(scripts/fetch-onnxruntime.sh)
 export ORT_DYLIB_PATH
