@@ -359,3 +359,78 @@ async fn policy_fields_are_checked_by_name() {
         assert!(r.message().starts_with(want), "{body}: {}", r.message());
     }
 }
+
+#[tokio::test]
+async fn a_restart_in_the_middle_of_a_retraining_job_resumes_it_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = coreplex_domain::ManualClock::new(1_795_600_000_000);
+    let t = spawn_app_in(dir.path(), clock.clone()).await;
+    let admin = t.admin.clone();
+    let (_, dep, _, _) = setup(&t).await;
+    let pol = t
+        .post(
+            "/api/v1/retraining/policies",
+            &t.admin,
+            json!({"deployment_id": dep, "trigger": "drift", "drift_threshold": 0.5,
+            "training_config": {"max_runtime_secs": 30, "max_models": 2, "seed": 3}}),
+        )
+        .await
+        .ok()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let run = t
+        .post(
+            &format!("/api/v1/retraining/policies/{pol}/trigger"),
+            &t.admin,
+            json!({}),
+        )
+        .await
+        .ok();
+    let job = run["job_id"].as_str().unwrap().to_string();
+    // A worker claims the training job and dies with it.
+    let now = coreplex_domain::Clock::now(&clock);
+    let claimed = t
+        .app
+        .state
+        .store
+        .claim_job("crashed-server", now, now + 30_000)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(claimed.id, job);
+    t.app.stop().await;
+    let t = spawn_app_in(dir.path(), clock.clone()).await;
+    let t = TestApp { admin, ..t };
+    assert_eq!(
+        t.drain().await,
+        0,
+        "the job is still leased to the dead worker"
+    );
+    clock.advance_minutes(1);
+    tick(&t).await;
+    t.drain().await;
+    tick(&t).await;
+    let r = runs(&t, &pol).await;
+    assert_eq!(r.len(), 1);
+    assert!(
+        ["awaiting_review", "rejected"].contains(&r[0]["status"].as_str().unwrap()),
+        "{}",
+        r[0]
+    );
+    let attempts = t
+        .get(&format!("/api/v1/jobs/{job}/attempts"), &t.admin)
+        .await
+        .ok();
+    let outcomes: Vec<&str> = attempts
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["outcome"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(
+        outcomes,
+        vec!["lost", "succeeded"],
+        "ran to the end exactly once after the crash"
+    );
+}
