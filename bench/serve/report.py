@@ -27,6 +27,8 @@ def cpu_model():
 
 
 def commit():
+    if os.environ.get("BENCH_COMMIT"):  # measuring an exported tree, not a checkout
+        return os.environ["BENCH_COMMIT"]
     try:
         rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
                              check=True).stdout.strip()
@@ -53,15 +55,17 @@ def main():
     ap.add_argument("--duration", default="10")
     ap.add_argument("--warmup", default="2")
     ap.add_argument("--loadgen-threads", default="1")
-    ap.add_argument("--rustc-busy", type=int, default=0)
+    ap.add_argument("--busy-before", type=int, default=0)
     a = ap.parse_args()
 
-    runs, summaries = {}, {}
+    runs, summaries, drains = {}, {}, {}
     with open(a.results) as f:
         for line in f:
             r = json.loads(line)
             if r.get("summary"):
-                summaries[r["target"]] = r
+                summaries.setdefault(r["target"], []).append(r)
+            elif "log_drain_s" in r:
+                drains[r["concurrency"]] = r["log_drain_s"]
             else:
                 runs[(r["target"], r["concurrency"])] = r
     levels = [int(c) for c in a.levels.split(",")]
@@ -73,21 +77,25 @@ def main():
     w(f"- {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, commit {commit()}")
     w(f"- {os.cpu_count()} cores ({cpu_model()}); the load generator ({a.loadgen_threads} thread) "
       "shares them with the server under test")
-    if a.rustc_busy:
-        w(f"- **noisy**: {a.rustc_busy} rustc process(es) were running when the benchmark started")
+    w(f"- CPU {a.busy_before}% busy in the second before the run"
+      + (" — **noisy**: other work shared the cores" if a.busy_before > 10 else " (quiet)"))
     w(f"- single-row requests, closed loop, one keep-alive connection per worker; "
       f"{a.warmup} s warm-up + {a.duration} s measured per level")
     w(f"- MLflow: {a.mlflow_status or 'not run'}")
     w("")
-    w("| server | concurrency | req/s | p50 ms | p90 ms | p99 ms | errors |")
-    w("|---|---:|---:|---:|---:|---:|---:|")
+    w("| server | concurrency | req/s | p50 ms | p90 ms | p99 ms | errors | log flush after, s |")
+    w("|---|---:|---:|---:|---:|---:|---:|---:|")
     for t in ["bare", "coreplex", "mlflow"]:
         for c in levels:
             r = runs.get((t, c))
             if r is None:
                 continue
+            drain = fmt(drains.get(c), 3) if t == "coreplex" else ""
             w(f"| {t} | {c} | {fmt(r['rps'], 0)} | {fmt(r['p50_ms'], 3)} | {fmt(r['p90_ms'], 3)} | "
-              f"{fmt(r['p99_ms'], 3)} | {r['errors']} |")
+              f"{fmt(r['p99_ms'], 3)} | {r['errors']} | {drain} |")
+    w("")
+    w("*log flush after*: how long CorePlexML took, once a level ended, to write the prediction-log rows "
+      "still queued — the log writer's backlog (milliseconds when it keeps up).")
     w("")
     w("| concurrency | CorePlexML / bare req/s (≥ 0.60) | CorePlexML / bare p99 (≤ 1.5) | "
       "CorePlexML / MLflow req/s (≥ 100) |")

@@ -14,8 +14,9 @@
 #   LOADGEN_THREADS=1                      threads of the load generator's runtime
 #   SKIP_MLFLOW=1                          leave MLflow out
 #   MLFLOW_VENV=path                       MLflow's virtualenv (default bench/.venv-mlflow)
-#   SKIP_BUILD=1                           use the binaries already in target/release
+#   SKIP_BUILD=1                           use the binaries already built (CARGO_TARGET_DIR or target/)
 #   RESULTS=path                           where to write the report (default bench/serve/results.md)
+#   BENCH_COMMIT=id                        the commit to name in the report when this is no checkout
 #
 # The load generator runs on the same machine as the server: on a 2-core machine they share the
 # cores, and anything else running (a cargo build) makes the numbers noisy.
@@ -60,10 +61,14 @@ wait_line() {
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
-busy=$(pgrep -c -x rustc 2>/dev/null || true)
-if [ "${busy:-0}" != 0 ]; then
-  say "warning: $busy rustc process(es) running; numbers will be noisy"
-fi
+# How busy the machine is just before the load (other builds skew every number).
+cpu_busy() { # percent of CPU time not idle over one second
+  local a b
+  a=($(head -1 /proc/stat)); sleep 1; b=($(head -1 /proc/stat))
+  local idle=$(( (b[4] + b[5]) - (a[4] + a[5]) )) total=0 i
+  for i in 1 2 3 4 5 6 7 8; do total=$(( total + b[i] - a[i] )); done
+  echo $(( total > 0 ? 100 * (total - idle) / total : 0 ))
+}
 
 if [ "${SKIP_BUILD:-}" != 1 ]; then
   say "building release"
@@ -158,13 +163,28 @@ if [ -n "$mlflow_predict" ]; then
 fi
 
 # --- load ---------------------------------------------------------------------------------------
+busy=$(cpu_busy)
+if [ "$busy" -gt 10 ]; then
+  say "warning: the machine was ${busy}% busy just before the load; numbers will be noisy"
+fi
 results="$work/results.jsonl"
+# One load generator run per level, so that between levels CorePlexML's prediction log can be
+# flushed and the time that takes recorded: a log writer that kept up drains in milliseconds; one
+# that fell behind shows here (and, once its bounded queue is full, in throughput and latency).
 run_load() { # label url format [bearer file]
-  local label=$1 url=$2 format=$3 bearer=${4:-}
+  local label=$1 url=$2 format=$3 bearer=${4:-} c drain
   say "loading $label at concurrency $LEVELS (${WARMUP}s warm-up + ${DURATION}s each)"
-  "$loadgen" --label "$label" --url "$url" --rows "$work/rows.json" --format "$format" \
-    ${bearer:+--bearer-file "$bearer"} --concurrency "$LEVELS" --duration "$DURATION" \
-    --warmup "$WARMUP" --threads "$LOADGEN_THREADS" >>"$results"
+  for c in ${LEVELS//,/ }; do
+    "$loadgen" --label "$label" --url "$url" --rows "$work/rows.json" --format "$format" \
+      ${bearer:+--bearer-file "$bearer"} --concurrency "$c" --duration "$DURATION" \
+      --warmup "$WARMUP" --threads "$LOADGEN_THREADS" >>"$results"
+    if [ "$label" = coreplex ]; then
+      # Listing the log flushes its queue first; the listing itself (one row) is cheap.
+      drain=$(curl -sS -o /dev/null --fail -w '%{time_total}' -H "Authorization: Bearer $key" \
+        "$cp_url/api/v1/deployments/$deployment/predictions?limit=1")
+      printf '{"target": "coreplex", "concurrency": %s, "log_drain_s": %s}\n' "$c" "$drain" >>"$results"
+    fi
+  done
 }
 run_load bare "$bare_predict" rows
 run_load coreplex "$cp_predict" rows "$key_file"
@@ -189,4 +209,4 @@ db_rows=$(python3 -c 'import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); print(
 python3 "$here/report.py" --results "$results" --out "$RESULTS" \
   --expected-rows "$expected_rows" --api-rows "$api_rows" --db-rows "$db_rows" \
   --mlflow-status "$mlflow_status" --levels "$LEVELS" --duration "$DURATION" --warmup "$WARMUP" \
-  --loadgen-threads "$LOADGEN_THREADS" --rustc-busy "${busy:-0}"
+  --loadgen-threads "$LOADGEN_THREADS" --busy-before "$busy"
