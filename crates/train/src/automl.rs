@@ -261,6 +261,15 @@ fn threads(n_rows: usize) -> usize {
     }
 }
 
+/// What training one model gives: the model, its hyperparameters, its level-one predictions, and its
+/// holdout predictions when training already made them.
+struct Fitted {
+    scorer: Scorer,
+    hyperparameters: serde_json::Value,
+    level1: Vec<f64>,
+    holdout: Option<Vec<f64>>,
+}
+
 /// One trained base model with its predictions on the level-one rows and on the holdout.
 struct BaseResult {
     model: TrainedModel,
@@ -444,12 +453,7 @@ impl Search<'_> {
 
     /// Returns the model, its hyperparameters, and its level-one and holdout predictions (made with the
     /// live booster: reloading a large model from its text costs seconds at the end of a budget).
-    fn train_trees(
-        &mut self,
-        s: &TreeSpec,
-        seed: u64,
-        ctl: &mut Control<'_>,
-    ) -> Result<(Scorer, serde_json::Value, Vec<f64>, Option<Vec<f64>>)> {
+    fn train_trees(&mut self, s: &TreeSpec, seed: u64, ctl: &mut Control<'_>) -> Result<Fitted> {
         let k = self.n_outputs();
         let shape = self.shape;
         let (_, hib) = self.lgbm_metric();
@@ -521,21 +525,18 @@ impl Search<'_> {
         tracing::debug!(secs = t.elapsed().as_secs_f64(), "model text parsed");
         let mut hp = self.tree_hyperparameters(s, iterations);
         hp["stopped_at_deadline"] = json!(at_deadline);
-        Ok((
-            Scorer::Trees {
+        Ok(Fitted {
+            scorer: Scorer::Trees {
                 model: Arc::new(text),
                 forest: Arc::new(forest),
             },
-            hp,
-            l1,
-            Some(holdout),
-        ))
+            hyperparameters: hp,
+            level1: l1,
+            holdout: Some(holdout),
+        })
     }
 
-    fn train_glm(
-        &mut self,
-        deadline: Option<Instant>,
-    ) -> Result<(Scorer, serde_json::Value, Vec<f64>, Option<Vec<f64>>)> {
+    fn train_glm(&mut self, deadline: Option<Instant>) -> Result<Fitted> {
         let task = self.shape.task;
         let k = linear::outputs(task, self.shape.classes);
         let shape = self.shape;
@@ -651,7 +652,12 @@ impl Search<'_> {
             "alpha": 0.0, "lambda": lambda, "standardize": true, "missing_values": "mean_imputation",
             "categorical_encoding": "one_hot",
         });
-        Ok((Scorer::Linear(Arc::new(model)), hp, l1, None))
+        Ok(Fitted {
+            scorer: Scorer::Linear(Arc::new(model)),
+            hyperparameters: hp,
+            level1: l1,
+            holdout: None,
+        })
     }
 
     fn export(&self, name: &str, family: &str, scorer: &Scorer) -> Result<Vec<u8>> {
@@ -705,12 +711,15 @@ impl Search<'_> {
         &self,
         name: String,
         family: &str,
-        scorer: Scorer,
-        hyperparameters: serde_json::Value,
-        level1: Vec<f64>,
-        holdout: Option<Vec<f64>>,
+        fitted: Fitted,
         started: Instant,
     ) -> Result<BaseResult> {
+        let Fitted {
+            scorer,
+            hyperparameters,
+            level1,
+            holdout,
+        } = fitted;
         let t = Instant::now();
         let holdout = match holdout {
             Some(h) => h,
@@ -991,8 +1000,7 @@ pub fn run_experiment(
             Spec::Glm => search.train_glm(base_deadline),
             Spec::Trees(t) => search.train_trees(t, model_seed, &mut ctl),
         };
-        let (scorer, hp, l1, holdout) = trained?;
-        let result = search.finish_model(name.clone(), family, scorer, hp, l1, holdout, started)?;
+        let result = search.finish_model(name.clone(), family, trained?, started)?;
         tracing::debug!(model = %name, secs = result.model.training_secs, "trained");
         let value = rank_value(&result.model, &metric, cv);
         bases.push(result);

@@ -7,6 +7,9 @@
 //! metalearner; linfa-logistic covers none of those (and brings ndarray 0.16 and argmin with it), so a
 //! ~150-line L-BFGS plus a Cholesky solve covers all three with one code path we can reason about.
 
+// Numeric kernels: index loops over parallel arrays read clearer than zipped iterators.
+#![allow(clippy::needless_range_loop)]
+
 use crate::data::{FeatureKind, FeatureSchema, Matrix};
 use crate::onnx::{attr_int, data_type, Graph};
 use crate::Task;
@@ -438,7 +441,7 @@ pub(crate) fn lbfgs<F: FnMut(&[f64], &mut [f64]) -> f64>(
             }
             t *= 0.5;
         }
-        if !(fnew <= fx) {
+        if fnew.is_nan() || fnew > fx {
             break;
         }
         let s: Vec<f64> = (0..n).map(|i| xn[i] - x[i]).collect();

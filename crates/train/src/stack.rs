@@ -9,6 +9,9 @@
 //! Solved by projected Newton steps (few parameters: one per model plus the intercepts), with a tiny
 //! ridge on `w` for conditioning.
 
+// Numeric kernels: index loops over parallel arrays read clearer than zipped iterators.
+#![allow(clippy::needless_range_loop)]
+
 use crate::linear::cholesky_solve;
 use crate::scorer::{combine, Shape, LOG_EPS};
 use crate::Task;
@@ -44,7 +47,7 @@ pub(crate) fn fit(shape: Shape, preds: &[&[f64]], y: &[f64]) -> Blend {
     };
     let p = m + nb;
     let mut theta = vec![1.0 / m as f64; m];
-    theta.extend(std::iter::repeat(0.0).take(nb));
+    theta.extend(std::iter::repeat_n(0.0, nb));
     if shape.task == Task::Regression {
         theta[m] = 0.0;
     }
