@@ -14,7 +14,18 @@
 //! A pure library: no server, no database, no files except [`Table::from_csv`]. The caller runs
 //! [`run_experiment`] on a blocking thread and receives progress (and may cancel) through a callback.
 //!
-//! Threading: LightGBM trains with OpenMP on all cores; `run_experiment` itself is sequential.
+//! Threading: LightGBM trains with OpenMP (one thread below 20,000 rows, all cores above);
+//! `run_experiment` itself is sequential. [`Leaderboard`] and [`TrainedModel`] are `Send + Sync`.
+//!
+//! Serving a trained model: every graph takes one `[N, 1]` input per name in
+//! [`TrainedModel::feature_names`] (`float` for numeric columns, `string` for categorical ones; an
+//! empty or unknown category is treated as missing) and outputs `label` (string) then `probabilities`
+//! (`float [N, classes]`, columns in [`TrainedModel::class_labels`] order), or `value` (`float [N, 1]`)
+//! for regression. With `coreplex_runtime`: `LoadedModel::load(&m.onnx, &LoadOptions { class_labels:
+//! m.class_labels.clone(), ..Default::default() })`. [`TrainedModel::predict`] gives the trainer's own
+//! predictions, which the graph reproduces to 1e-5 (tests/train.rs).
+//!
+//! Deliberately absent: no IO but [`Table::from_csv`], no async, no global state besides LightGBM's.
 
 mod automl;
 mod data;

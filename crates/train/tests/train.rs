@@ -369,3 +369,11 @@ fn a_csv_file_trains_without_preprocessing() {
         vec!["x1", "x2", "x3", "x4", "colour", "size"]
     );
 }
+
+#[test]
+fn results_can_move_to_another_thread() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<Leaderboard>();
+    send_sync::<TrainedModel>();
+    send_sync::<ExperimentConfig>();
+}
