@@ -33,14 +33,18 @@ import generate  # noqa: E402
 
 
 def measure(cmd):
-    """Run under /usr/bin/time -v; return (wall seconds, peak RSS in MB, stdout, stderr)."""
+    """Run under /usr/bin/time -v; return (wall seconds, peak RSS in MB, CPU seconds
+    (user + system), stdout, stderr)."""
     started = time.perf_counter()
     proc = subprocess.run(["/usr/bin/time", "-v", *cmd], capture_output=True, text=True)
     wall = time.perf_counter() - started
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
     rss = re.search(r"Maximum resident set size \(kbytes\): (\d+)", proc.stderr)
-    return wall, int(rss.group(1)) / 1024 if rss else float("nan"), proc.stdout, proc.stderr
+    user = re.search(r"User time \(seconds\): ([0-9.]+)", proc.stderr)
+    system = re.search(r"System time \(seconds\): ([0-9.]+)", proc.stderr)
+    cpu = float(user.group(1)) + float(system.group(1)) if user and system else float("nan")
+    return wall, int(rss.group(1)) / 1024 if rss else float("nan"), cpu, proc.stdout, proc.stderr
 
 
 def best(runs):
@@ -49,28 +53,32 @@ def best(runs):
         "e2e_s": min(r["e2e_s"] for r in runs),
         "compute_s": min(r["compute_s"] for r in runs),
         "rss_mb": max(r["rss_mb"] for r in runs),
+        "cpu_s": min(r["cpu_s"] for r in runs),
         "drifted": runs[0]["drifted"],
     }
 
 
 def run_coreplex(binary, ref, cur):
-    wall, rss, out, err = measure([binary, "drift", "--reference", ref, "--current", cur, "--format", "json", "--timing"])
+    wall, rss, cpu, out, err = measure([binary, "drift", "--reference", ref, "--current", cur, "--format", "json", "--timing"])
     compute = float(re.search(r"compute ([0-9.]+)s", err).group(1))
     report = json.loads(out)
-    return {"e2e_s": wall, "compute_s": compute, "rss_mb": rss, "drifted": report["data_drift_score"]}
+    return {"e2e_s": wall, "compute_s": compute, "rss_mb": rss, "cpu_s": cpu,
+            "drifted": report["data_drift_score"]}
 
 
 def run_scipy(ref, cur, full=False):
     extra = ["--full"] if full else []
-    wall, rss, out, _ = measure([sys.executable, os.path.join(HERE, "scipy_drift.py"), ref, cur, *extra])
+    wall, rss, cpu, out, _ = measure([sys.executable, os.path.join(HERE, "scipy_drift.py"), ref, cur, *extra])
     r = json.loads(out.strip().splitlines()[-1])
-    return {"e2e_s": wall, "compute_s": r["compute_s"], "rss_mb": rss, "drifted": r["drifted"] / r["features"]}
+    return {"e2e_s": wall, "compute_s": r["compute_s"], "rss_mb": rss, "cpu_s": cpu,
+            "drifted": r["drifted"] / r["features"]}
 
 
 def run_evidently(python, ref, cur):
-    wall, rss, out, _ = measure([python, os.path.join(HERE, "evidently_drift.py"), ref, cur])
+    wall, rss, cpu, out, _ = measure([python, os.path.join(HERE, "evidently_drift.py"), ref, cur])
     r = json.loads(out.strip().splitlines()[-1])
-    return {"e2e_s": wall, "compute_s": r["compute_s"], "rss_mb": rss, "drifted": r["drifted_share"],
+    return {"e2e_s": wall, "compute_s": r["compute_s"], "rss_mb": rss, "cpu_s": cpu,
+            "drifted": r["drifted_share"],
             "version": r["evidently"]}
 
 
@@ -121,14 +129,17 @@ def main():
         if python_ev:
             tools["evidently"] = best([run_evidently(python_ev, ref, cur)])
         base = tools["coreplex"]
-        print("| tool | end to end (s) | compute only (s) | peak memory (MB) | e2e ratio | compute ratio | drift score |")
-        print("|---|---:|---:|---:|---:|---:|---:|")
+        with open("/proc/loadavg") as f:
+            load = f.read().split()[0]
+        print(f"(load average before the run: {load})")
+        print("| tool | end to end (s) | compute only (s) | CPU time (s) | peak memory (MB) | e2e ratio | compute ratio | drift score |")
+        print("|---|---:|---:|---:|---:|---:|---:|---:|")
         for name, t in tools.items():
             e2e_ratio = t["e2e_s"] / base["e2e_s"]
             compute_ratio = t["compute_s"] / base["compute_s"]
             t["e2e_ratio"], t["compute_ratio"] = e2e_ratio, compute_ratio
             drifted = "-" if t["drifted"] is None else f"{t['drifted']:.2f}"
-            print(f"| {name} | {t['e2e_s']:.3f} | {t['compute_s']:.3f} | {t['rss_mb']:.0f} | "
+            print(f"| {name} | {t['e2e_s']:.3f} | {t['compute_s']:.3f} | {t['cpu_s']:.2f} | {t['rss_mb']:.0f} | "
                   f"{e2e_ratio:.1f}x | {compute_ratio:.1f}x | {drifted} |", flush=True)
         results[rows] = tools
     if args.json:
