@@ -63,7 +63,8 @@ async fn main() {
         .unwrap()
         .unwrap();
 
-    // The window: `rows` predictions over one hour, half of the features shifted.
+    // The window: `rows` predictions over one hour, half of the features shifted by half a standard
+    // deviation (PSI ≈ 0.25: drifted), half not.
     let store = coreplex_store::Store::connect(&format!(
         "sqlite://{}",
         dir.path().join("db.sqlite").display()
@@ -77,7 +78,7 @@ async fn main() {
     let mut row = serde_json::Map::new();
     for i in 0..rows {
         for (c, name) in features.iter().enumerate() {
-            let v = normal(&mut seed) + if c % 2 == 0 { 0.3 } else { 0.0 };
+            let v = normal(&mut seed) + if c % 2 == 0 { 0.5 } else { 0.0 };
             current[c].push(v);
             row.insert(name.clone(), serde_json::json!(v));
         }

@@ -75,23 +75,20 @@ impl BucketSketch {
     pub fn push_row(&mut self, row: &serde_json::Map<String, serde_json::Value>) {
         self.rows += 1;
         for (name, v) in row {
-            let f = self
-                .features
-                .entry(name.clone())
-                .or_insert_with(|| match v {
-                    serde_json::Value::String(s) if s.trim().parse::<f64>().is_err() => {
-                        FeatureSketch::Categorical {
-                            counts: CategoricalCounts::new(),
-                        }
-                    }
-                    serde_json::Value::Bool(_) => FeatureSketch::Categorical {
-                        counts: CategoricalCounts::new(),
-                    },
-                    _ => FeatureSketch::Numeric {
-                        sketch: NumericSketch::new(),
-                    },
-                });
+            // The common case — a feature seen before — allocates nothing.
+            if let Some(f) = self.features.get_mut(name.as_str()) {
+                f.push(v);
+                continue;
+            }
+            let mut f = match v {
+                serde_json::Value::String(s) if s.trim().parse::<f64>().is_err() => {
+                    FeatureSketch::Categorical { counts: CategoricalCounts::new() }
+                }
+                serde_json::Value::Bool(_) => FeatureSketch::Categorical { counts: CategoricalCounts::new() },
+                _ => FeatureSketch::Numeric { sketch: NumericSketch::new() },
+            };
             f.push(v);
+            self.features.insert(name.clone(), f);
         }
     }
     pub fn merge(&mut self, other: &BucketSketch) {

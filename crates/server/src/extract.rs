@@ -39,6 +39,10 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
 /// Parses a JSON document, answering a 422 that names the field at fault (`rows[0].tenure`,
 /// `tags.team`) or a 400 when it is not JSON at all.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    // The fast path; the path-tracking parser only runs again to explain a failure.
+    if let Ok(v) = serde_json::from_slice::<T>(bytes) {
+        return Ok(v);
+    }
     let mut de = serde_json::Deserializer::from_slice(bytes);
     match serde_path_to_error::deserialize::<_, T>(&mut de) {
         Ok(v) => Ok(v),

@@ -414,7 +414,7 @@ impl Store {
                     if c > 0 {
                         sql.push(',');
                     }
-                    sql.push_str(&format!("${}", i * COLS + c + 1));
+                    sql.push_str(&self.dialect.placeholder(i * COLS + c + 1));
                 }
                 sql.push(')');
             }

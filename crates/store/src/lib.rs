@@ -71,6 +71,16 @@ pub enum Dialect {
 impl Dialect {
     /// Row-locking suffix for a claim subquery: PostgreSQL lets concurrent claimers skip each
     /// other's rows; SQLite has one writer at a time, so the single UPDATE statement is already atomic.
+    /// The bind placeholder for parameter `n` (1-based). SQLite gets anonymous `?`: sqlx resolves a
+    /// named `$n` by scanning every parameter name, which makes statements with thousands of
+    /// parameters (the prediction log's batches) quadratically slow.
+    pub(crate) fn placeholder(self, n: usize) -> String {
+        match self {
+            Dialect::Sqlite => "?".to_string(),
+            Dialect::Postgres => format!("${n}"),
+        }
+    }
+
     fn skip_locked(self) -> &'static str {
         match self {
             Dialect::Sqlite => "",
