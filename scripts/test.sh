@@ -14,4 +14,4 @@ if [ -z "${COREPLEX_TEST_DATABASE_URL:-}" ]; then
   export COREPLEX_TEST_DATABASE_URL
 fi
 cargo test --workspace
-COREPLEX_BIN="$PWD/target/debug/coreplex" python3 -m pytest sdk/python/tests -q
+COREPLEX_BIN="${CARGO_TARGET_DIR:-$PWD/target}/debug/coreplex" PYTHONPATH="$PWD/sdk/python" python3 -m pytest sdk/python/tests -q
