@@ -22,11 +22,13 @@ from .resources import (
     AuditResource,
     DatasetsResource,
     DeploymentsResource,
+    ExperimentsResource,
     JobsResource,
     KeysResource,
     ModelsResource,
     OrgsResource,
     ProjectsResource,
+    RetrainingResource,
 )
 
 __all__ = ["CorePlexClient", "DEFAULT_BASE_URL"]
@@ -78,8 +80,8 @@ class CorePlexClient:
         upload_timeout: seconds to wait for the server's answer to a file upload (it checks the whole
             file before it answers).
 
-    Resources: ``projects``, ``datasets``, ``models``, ``deployments``, ``alerts``, ``jobs``, ``audit``,
-    ``keys``, ``orgs``.
+    Resources: ``projects``, ``datasets``, ``experiments``, ``models``, ``deployments``, ``alerts``,
+    ``retraining``, ``jobs``, ``audit``, ``keys``, ``orgs``.
 
     The client can be used as a context manager; ``close()`` releases its connections.
     """
@@ -119,9 +121,11 @@ class CorePlexClient:
 
         self.projects = ProjectsResource(self)
         self.datasets = DatasetsResource(self)
+        self.experiments = ExperimentsResource(self)
         self.models = ModelsResource(self)
         self.deployments = DeploymentsResource(self)
         self.alerts = AlertsResource(self)
+        self.retraining = RetrainingResource(self)
         self.jobs = JobsResource(self)
         self.audit = AuditResource(self)
         self.keys = KeysResource(self)

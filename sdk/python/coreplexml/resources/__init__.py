@@ -21,11 +21,13 @@ from .deployments import (
     ShadowComparison,
     VariantMetrics,
 )
+from .experiments import Experiment, ExperimentsResource, Leaderboard, LeaderboardRow
 from .jobs import Job, JobAttempt, JobsResource
 from .keys import APIKey, CreatedKey, KeysResource
 from .models import Model, ModelsResource, Promotion, Transition
 from .orgs import CreatedOrg, Organization, OrgsResource
 from .projects import Member, Project, ProjectsResource
+from .retraining import Policy, RetrainingResource, RetrainingRun
 
 __all__ = [
     "Resource",
@@ -35,9 +37,11 @@ __all__ = [
     "DeploymentsResource", "Deployment", "PredictionResult", "FeedbackResult", "DeploymentMetrics",
     "MetricsWindow", "VariantMetrics", "DeploymentEvent", "LoggedPrediction", "ShadowComparison",
     "DriftReport", "FeatureDrift", "ConceptDriftReport", "ConceptDriftWindow",
+    "ExperimentsResource", "Experiment", "Leaderboard", "LeaderboardRow",
     "JobsResource", "Job", "JobAttempt",
     "KeysResource", "APIKey", "CreatedKey",
     "ModelsResource", "Model", "Transition", "Promotion",
     "OrgsResource", "Organization", "CreatedOrg",
     "ProjectsResource", "Project", "Member",
+    "RetrainingResource", "Policy", "RetrainingRun",
 ]
