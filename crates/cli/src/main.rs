@@ -2,6 +2,7 @@
 //! every resource of a running server (reading `COREPLEX_URL` and `COREPLEX_API_KEY`).
 
 mod client;
+mod client_ml;
 mod offline;
 mod serve;
 
@@ -29,6 +30,8 @@ enum Command {
     Ab(offline::AbArgs),
     #[command(flatten)]
     Client(client::ClientCommand),
+    #[command(flatten)]
+    Ml(Box<client_ml::MlCommand>),
 }
 
 fn main() -> ExitCode {
@@ -38,5 +41,6 @@ fn main() -> ExitCode {
         Command::Drift(args) => offline::run_drift(args),
         Command::Ab(args) => offline::run_ab(args),
         Command::Client(cmd) => client::run(cmd),
+        Command::Ml(cmd) => client_ml::run(*cmd),
     }
 }
