@@ -82,10 +82,16 @@ impl BucketSketch {
             }
             let mut f = match v {
                 serde_json::Value::String(s) if s.trim().parse::<f64>().is_err() => {
-                    FeatureSketch::Categorical { counts: CategoricalCounts::new() }
+                    FeatureSketch::Categorical {
+                        counts: CategoricalCounts::new(),
+                    }
                 }
-                serde_json::Value::Bool(_) => FeatureSketch::Categorical { counts: CategoricalCounts::new() },
-                _ => FeatureSketch::Numeric { sketch: NumericSketch::new() },
+                serde_json::Value::Bool(_) => FeatureSketch::Categorical {
+                    counts: CategoricalCounts::new(),
+                },
+                _ => FeatureSketch::Numeric {
+                    sketch: NumericSketch::new(),
+                },
             };
             f.push(v);
             self.features.insert(name.clone(), f);
