@@ -206,13 +206,24 @@ pub enum JobCmd {
     Cancel { job_id: String },
 }
 
-struct Api {
+/// A blocking API client shared by the client commands.
+pub(crate) struct Api {
     base: String,
     key: String,
     http: Client,
 }
 
 impl Api {
+    pub(crate) fn from_parts(url: &str, api_key: Option<&str>) -> Result<Api, String> {
+        let key = api_key
+            .map(str::to_string)
+            .ok_or("set COREPLEX_API_KEY (or --api-key) to an API key")?;
+        Ok(Api {
+            base: url.trim_end_matches('/').to_string(),
+            key,
+            http: Client::new(),
+        })
+    }
     fn new(conn: &Conn) -> Result<Api, String> {
         let key = conn
             .api_key
@@ -224,12 +235,12 @@ impl Api {
             http: Client::new(),
         })
     }
-    fn req(&self, method: reqwest::Method, path: &str) -> RequestBuilder {
+    pub(crate) fn req(&self, method: reqwest::Method, path: &str) -> RequestBuilder {
         self.http
             .request(method, format!("{}/api/v1{path}", self.base))
             .bearer_auth(&self.key)
     }
-    fn send(&self, rb: RequestBuilder) -> Result<Value, String> {
+    pub(crate) fn send(&self, rb: RequestBuilder) -> Result<Value, String> {
         let resp = rb
             .send()
             .map_err(|e| format!("cannot reach the server: {e}"))?;
@@ -251,13 +262,16 @@ impl Api {
             Err(format!("{code} ({}): {msg}", status.as_u16()))
         }
     }
-    fn get(&self, path: &str) -> Result<Value, String> {
+    pub(crate) fn get(&self, path: &str) -> Result<Value, String> {
         self.send(self.req(reqwest::Method::GET, path))
     }
-    fn post(&self, path: &str, body: Value) -> Result<Value, String> {
+    pub(crate) fn post(&self, path: &str, body: Value) -> Result<Value, String> {
         self.send(self.req(reqwest::Method::POST, path).json(&body))
     }
-    fn delete(&self, path: &str) -> Result<Value, String> {
+    pub(crate) fn patch(&self, path: &str, body: Value) -> Result<Value, String> {
+        self.send(self.req(reqwest::Method::PATCH, path).json(&body))
+    }
+    pub(crate) fn delete(&self, path: &str) -> Result<Value, String> {
         self.send(self.req(reqwest::Method::DELETE, path))
     }
 }

@@ -9,7 +9,6 @@
 //! stdout is a terminal, JSON otherwise (`--format table|json` chooses).
 
 use clap::{Args, Subcommand, ValueEnum};
-use reqwest::blocking::{Client, RequestBuilder};
 use reqwest::Method;
 use serde_json::{json, Map, Value};
 use std::io::{IsTerminal, Read, Write};
@@ -500,65 +499,22 @@ enum Output {
     Text(String),
 }
 
-struct Api {
-    base: String,
-    key: String,
-    http: Client,
+/// The shared client, plus the query helper these commands use.
+use crate::client::Api;
+
+impl Conn {
+    fn api(&self) -> Result<Api, String> {
+        Api::from_parts(&self.url, self.api_key.as_deref())
+    }
 }
 
-impl Api {
-    fn new(conn: &Conn) -> Result<Api, String> {
-        let key = conn
-            .api_key
-            .clone()
-            .ok_or("set COREPLEX_API_KEY (or --api-key) to an API key")?;
-        Ok(Api {
-            base: conn.url.trim_end_matches('/').to_string(),
-            key,
-            http: Client::new(),
-        })
-    }
-    fn req(&self, method: Method, path: &str) -> RequestBuilder {
-        self.http
-            .request(method, format!("{}/api/v1{path}", self.base))
-            .bearer_auth(&self.key)
-    }
-    fn send(&self, rb: RequestBuilder) -> Result<Value, String> {
-        let resp = rb
-            .send()
-            .map_err(|e| format!("cannot reach the server: {e}"))?;
-        let status = resp.status();
-        let body = resp.text().map_err(|e| e.to_string())?;
-        let v: Value = if body.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&body).unwrap_or(Value::String(body))
-        };
-        if status.is_success() {
-            Ok(v)
-        } else {
-            let code = v["error"]["code"].as_str().unwrap_or("error");
-            let msg = v["error"]["message"]
-                .as_str()
-                .map(str::to_string)
-                .unwrap_or_else(|| v.to_string());
-            Err(format!("{code} ({}): {msg}", status.as_u16()))
-        }
-    }
-    fn get(&self, path: &str) -> Result<Value, String> {
-        self.send(self.req(Method::GET, path))
-    }
+trait GetQuery {
+    fn get_q(&self, path: &str, q: Vec<(&'static str, Option<String>)>) -> Result<Value, String>;
+}
+
+impl GetQuery for Api {
     fn get_q(&self, path: &str, q: Vec<(&'static str, Option<String>)>) -> Result<Value, String> {
         self.send(self.req(Method::GET, path).query(&query(q)))
-    }
-    fn post(&self, path: &str, body: Value) -> Result<Value, String> {
-        self.send(self.req(Method::POST, path).json(&body))
-    }
-    fn patch(&self, path: &str, body: Value) -> Result<Value, String> {
-        self.send(self.req(Method::PATCH, path).json(&body))
-    }
-    fn delete(&self, path: &str) -> Result<Value, String> {
-        self.send(self.req(Method::DELETE, path))
     }
 }
 
@@ -1340,14 +1296,10 @@ fn retraining(api: &Api, cmd: RetrainingCmd) -> Result<Value, String> {
 
 fn exec(cmd: MlCommand) -> Result<Output, Failure> {
     match cmd {
-        MlCommand::Experiments { conn, cmd } => experiments(&Api::new(&conn)?, cmd),
-        MlCommand::Deployments { conn, cmd } => {
-            Ok(Output::Json(deployments(&Api::new(&conn)?, cmd)?))
-        }
-        MlCommand::Alerts { conn, cmd } => Ok(Output::Json(alerts(&Api::new(&conn)?, cmd)?)),
-        MlCommand::Retraining { conn, cmd } => {
-            Ok(Output::Json(retraining(&Api::new(&conn)?, cmd)?))
-        }
+        MlCommand::Experiments { conn, cmd } => experiments(&conn.api()?, cmd),
+        MlCommand::Deployments { conn, cmd } => Ok(Output::Json(deployments(&conn.api()?, cmd)?)),
+        MlCommand::Alerts { conn, cmd } => Ok(Output::Json(alerts(&conn.api()?, cmd)?)),
+        MlCommand::Retraining { conn, cmd } => Ok(Output::Json(retraining(&conn.api()?, cmd)?)),
     }
 }
 

@@ -168,8 +168,15 @@ impl Application {
     pub async fn stop(self) {
         let _ = self.shutdown.send(true);
         let _ = self.server.await;
-        for t in self.background {
-            let _ = t.await;
+        // Background tasks stop at their next loop; a job still running (e.g. training) is not
+        // waited for: its lease lapses and another server (or the next start) picks it up again.
+        for mut t in self.background {
+            if tokio::time::timeout(std::time::Duration::from_secs(2), &mut t)
+                .await
+                .is_err()
+            {
+                t.abort();
+            }
         }
         // Nothing logged is lost on shutdown.
         self.state.shadow.drain().await;

@@ -105,14 +105,7 @@ pub async fn run_next_job(state: &AppState) -> coreplex_store::Result<bool> {
                 let _ = ctx
                     .state
                     .store
-                    .heartbeat_job(
-                        &ctx.job.id,
-                        &ctx.state.worker_id,
-                        now,
-                        now + LEASE_MS,
-                        ctx.job.progress,
-                        "",
-                    )
+                    .renew_job_lease(&ctx.job.id, &ctx.state.worker_id, now + LEASE_MS)
                     .await;
             }
         })

@@ -155,6 +155,19 @@ impl Store {
         Ok(Some(claimed))
     }
 
+    /// Renews the lease only (a keep-alive that knows nothing of the job's progress).
+    pub async fn renew_job_lease(&self, id: &str, worker: &str, lease_until: i64) -> Result<bool> {
+        let mut tx = self.begin().await?;
+        let r = sqlx::query("UPDATE jobs SET lease_expires_at = $1 WHERE id = $2 AND lease_owner = $3 AND status = 'running'")
+            .bind(lease_until)
+            .bind(id)
+            .bind(worker)
+            .execute(&mut *tx.tx)
+            .await?;
+        tx.commit().await?;
+        Ok(r.rows_affected() == 1)
+    }
+
     /// Renews the lease and reports progress.
     pub async fn heartbeat_job(
         &self,
