@@ -434,3 +434,64 @@ async fn a_restart_in_the_middle_of_a_retraining_job_resumes_it_once() {
         "ran to the end exactly once after the crash"
     );
 }
+
+#[tokio::test]
+async fn degraded_labels_fire_the_performance_trigger_once() {
+    let t = spawn_app().await;
+    let (_, dep, _, hook) = setup(&t).await;
+    let pol = t
+        .post("/api/v1/retraining/policies", &t.admin, json!({"deployment_id": dep, "trigger": "performance", "performance_metric": "accuracy",
+            "performance_threshold": 0.85, "evaluation_window_days": 7, "training_config": {"max_runtime_secs": 30, "max_models": 2, "seed": 3}}))
+        .await
+        .ok()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    send(&t, &dep, 100, 0.0).await;
+    tick(&t).await;
+    assert!(runs(&t, &pol).await.is_empty(), "accuracy is fine");
+    // The world changes: the same customers now churn the other way.
+    let all = rows();
+    let mut labels = Vec::new();
+    for (r, label) in all.iter().take(150) {
+        let out = t
+            .post(
+                &format!("/api/v1/deployments/{dep}/predict"),
+                &t.admin,
+                json!({"rows": [r]}),
+            )
+            .await
+            .ok();
+        labels.push(json!({"request_id": out["request_ids"][0], "label": if label == "1" { "0" } else { "1" }}));
+    }
+    t.post(
+        &format!("/api/v1/deployments/{dep}/feedback"),
+        &t.admin,
+        json!(labels),
+    )
+    .await
+    .ok();
+    tick(&t).await;
+    tick(&t).await;
+    let r = runs(&t, &pol).await;
+    assert_eq!(r.len(), 1, "fires once");
+    assert_eq!(r[0]["trigger"], "performance");
+    assert!(
+        r[0]["reason"].as_str().unwrap().starts_with("accuracy "),
+        "{}",
+        r[0]
+    );
+    assert!(r[0]["measured"].as_f64().unwrap() < 0.85);
+    t.drain().await;
+    tick(&t).await;
+    let r = runs(&t, &pol).await;
+    assert!(
+        ["awaiting_review", "rejected"].contains(&r[0]["status"].as_str().unwrap()),
+        "{}",
+        r[0]
+    );
+    assert!(hook
+        .bodies()
+        .iter()
+        .any(|b| b["event"].as_str().unwrap_or("").starts_with("retraining.")));
+}
