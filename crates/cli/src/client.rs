@@ -60,6 +60,13 @@ pub enum ClientCommand {
         #[command(subcommand)]
         cmd: JobCmd,
     },
+    /// A/B tests between model variants on a deployment (`coreplex ab` is the offline analysis).
+    AbTests {
+        #[command(flatten)]
+        conn: Conn,
+        #[command(subcommand)]
+        cmd: AbTestCmd,
+    },
     /// The audit log.
     Audit {
         #[command(flatten)]
@@ -204,6 +211,211 @@ pub enum JobCmd {
     Get { job_id: String },
     List { project_id: String },
     Cancel { job_id: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AbTestCmd {
+    /// Start an A/B test on a deployment of PROJECT_ID; the first --variant is the control.
+    Create {
+        project_id: String,
+        #[arg(long)]
+        name: String,
+        /// The deployment: its id (dep_…) or its name.
+        #[arg(long)]
+        deployment: String,
+        /// MODEL_ID[:TRAFFIC[:NAME]], two or more; shares are scaled to add up to 100 (even when
+        /// left out).
+        #[arg(long = "variant", required = true)]
+        variants: Vec<String>,
+        /// proportion or continuous.
+        #[arg(long, default_value = "proportion")]
+        metric: String,
+        /// outcomes (posted with `ab-tests outcomes`) or labels (the deployment's delayed labels:
+        /// correctness, or absolute error for regression).
+        #[arg(long, default_value = "outcomes")]
+        source: String,
+        /// A name for reports, e.g. conversion or revenue.
+        #[arg(long)]
+        metric_name: Option<String>,
+        /// Proportions: the control's expected rate, to plan the sample size before data arrives.
+        #[arg(long)]
+        baseline_rate: Option<f64>,
+        /// Continuous metrics: the per-unit standard deviation, for the same purpose.
+        #[arg(long)]
+        sd: Option<f64>,
+        /// A smaller value of the metric is better (e.g. an error or a cost).
+        #[arg(long)]
+        lower_is_better: bool,
+        /// Significance level (default 0.05).
+        #[arg(long)]
+        alpha: Option<f64>,
+        /// Power at the minimum detectable effect (default 0.8).
+        #[arg(long)]
+        power: Option<f64>,
+        /// The minimum detectable effect: the smallest difference worth detecting, in the metric's
+        /// units (a difference of rates for proportions, e.g. 0.02).
+        #[arg(long)]
+        mde: f64,
+        /// Always-valid p-values and intervals: safe to look at the results any time.
+        #[arg(long)]
+        sequential: bool,
+        #[arg(long)]
+        description: Option<String>,
+    },
+    List {
+        project_id: String,
+        #[arg(long)]
+        deployment: Option<String>,
+    },
+    /// The test and its assignment counts.
+    Get { ab_test_id: String },
+    /// Every variant against the control, the SRM check, sample size, progress and a recommendation.
+    Results { ab_test_id: String },
+    /// Record outcomes: a JSON list of {"request_id" or "entity_id", "value"}, given inline or as @FILE.
+    Outcomes {
+        ab_test_id: String,
+        outcomes: String,
+    },
+    /// Stop the test; with a winner, it takes all traffic and becomes the deployment's model.
+    Stop {
+        ab_test_id: String,
+        /// The winning variant's model id.
+        #[arg(long)]
+        winner: Option<String>,
+        /// Or the winning variant's name.
+        #[arg(long)]
+        winner_variant: Option<String>,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Stop the test with the variant its results recommend shipping as the winner.
+    PromoteWinner {
+        ab_test_id: String,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+}
+
+/// `MODEL_ID[:TRAFFIC[:NAME]]` as a variant of a create request.
+fn variant_arg(spec: &str) -> Result<Value, String> {
+    let mut parts = spec.splitn(3, ':');
+    let model = parts
+        .next()
+        .filter(|m| !m.is_empty())
+        .ok_or_else(|| format!("--variant {spec}: give MODEL_ID[:TRAFFIC[:NAME]]"))?;
+    let mut v = json!({"model_id": model});
+    if let Some(t) = parts.next().filter(|t| !t.is_empty()) {
+        let traffic: f64 = t
+            .parse()
+            .map_err(|_| format!("--variant {spec}: `{t}` is not a traffic share"))?;
+        v["traffic"] = json!(traffic);
+    }
+    if let Some(n) = parts.next() {
+        v["name"] = json!(n);
+    }
+    Ok(v)
+}
+
+fn ab_tests(api: &Api, cmd: AbTestCmd) -> Result<Value, String> {
+    match cmd {
+        AbTestCmd::Create {
+            project_id,
+            name,
+            deployment,
+            variants,
+            metric,
+            source,
+            metric_name,
+            baseline_rate,
+            sd,
+            lower_is_better,
+            alpha,
+            power,
+            mde,
+            sequential,
+            description,
+        } => {
+            let mut m = json!({"type": metric, "source": source});
+            for (k, v) in [
+                ("name", metric_name.map(Value::from)),
+                ("baseline_rate", baseline_rate.map(Value::from)),
+                ("sd", sd.map(Value::from)),
+                (
+                    "higher_is_better",
+                    lower_is_better.then_some(Value::from(false)),
+                ),
+            ] {
+                if let Some(v) = v {
+                    m[k] = v;
+                }
+            }
+            let mut body = json!({
+                "project_id": project_id, "name": name, "deployment_id": deployment, "metric": m,
+                "minimum_detectable_effect": mde, "sequential": sequential,
+                "variants": variants.iter().map(|v| variant_arg(v)).collect::<Result<Vec<_>, _>>()?,
+            });
+            for (k, v) in [
+                ("alpha", alpha.map(Value::from)),
+                ("power", power.map(Value::from)),
+                ("description", description.map(Value::from)),
+            ] {
+                if let Some(v) = v {
+                    body[k] = v;
+                }
+            }
+            api.post("/ab-tests", body)
+        }
+        AbTestCmd::List {
+            project_id,
+            deployment,
+        } => {
+            let mut q = vec![("project_id", project_id)];
+            if let Some(d) = deployment {
+                q.push(("deployment_id", d));
+            }
+            api.send(api.req(reqwest::Method::GET, "/ab-tests").query(&q))
+        }
+        AbTestCmd::Get { ab_test_id } => api.get(&format!("/ab-tests/{ab_test_id}")),
+        AbTestCmd::Results { ab_test_id } => api.get(&format!("/ab-tests/{ab_test_id}/results")),
+        AbTestCmd::Outcomes {
+            ab_test_id,
+            outcomes,
+        } => {
+            let text = match outcomes.strip_prefix('@') {
+                Some(path) => std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))?,
+                None => outcomes,
+            };
+            let body: Value =
+                serde_json::from_str(&text).map_err(|e| format!("outcomes are not JSON: {e}"))?;
+            api.post(&format!("/ab-tests/{ab_test_id}/outcomes"), body)
+        }
+        AbTestCmd::Stop {
+            ab_test_id,
+            winner,
+            winner_variant,
+            reason,
+        } => api.post(
+            &format!("/ab-tests/{ab_test_id}/stop"),
+            json!({"winner_model_id": winner, "winner_variant": winner_variant, "reason": reason}),
+        ),
+        AbTestCmd::PromoteWinner { ab_test_id, reason } => {
+            let r = api.get(&format!("/ab-tests/{ab_test_id}/results"))?;
+            match (r["recommendation"].as_str(), r["recommended_variant"].as_str()) {
+                (Some("ship"), Some(variant)) => api.post(
+                    &format!("/ab-tests/{ab_test_id}/stop"),
+                    json!({"winner_variant": variant, "reason": reason.unwrap_or_else(|| format!(
+                        "promoted the recommended winner: {}",
+                        r["recommendation_reason"].as_str().unwrap_or("")
+                    ))}),
+                ),
+                (rec, _) => Err(format!(
+                    "no_winner: A/B test {ab_test_id} has no winner to promote: the results say {} ({})",
+                    rec.unwrap_or("nothing"),
+                    r["recommendation_reason"].as_str().unwrap_or("")
+                )),
+            }
+        }
+    }
 }
 
 /// A blocking API client shared by the client commands.
@@ -436,6 +648,7 @@ fn exec(cmd: ClientCommand) -> Result<Value, String> {
                 JobCmd::Cancel { job_id } => api.post(&format!("/jobs/{job_id}/cancel"), json!({})),
             }
         }
+        ClientCommand::AbTests { conn, cmd } => ab_tests(&Api::new(&conn)?, cmd),
         ClientCommand::Audit {
             conn,
             project,

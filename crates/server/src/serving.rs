@@ -1,5 +1,6 @@
 //! The prediction path: the serving table (which loaded model answers which share of a deployment's
-//! traffic), variant choice, the prediction log writer and the shadow mirror.
+//! traffic: a rollout's split, or a running A/B test's), variant choice, the prediction log writer
+//! and the shadow mirror.
 //!
 //! Nothing on the response path writes to the database: predictions go to a bounded queue that a
 //! writer task drains in batches; when the queue is full, requests wait (back-pressure) rather than
@@ -10,7 +11,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 use coreplex_domain::rollout::{bucket, pick, routing, Rollout};
 use coreplex_runtime::{LoadOptions, LoadedModel, OutputKind, Prediction};
-use coreplex_store::{Deployment, PredictionRecord};
+use coreplex_store::{AbAssignment, Deployment, PredictionRecord};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -19,7 +20,8 @@ use tokio::sync::{mpsc, oneshot};
 /// One model answering a share of an endpoint's traffic.
 pub struct Variant {
     pub model_id: String,
-    pub name: &'static str,
+    /// `baseline`, `canary`, `green`, `shadow`, or `ab:<name>` for an A/B test's variant.
+    pub name: String,
     pub weight: f64,
     pub model: Arc<LoadedModel>,
 }
@@ -31,14 +33,18 @@ pub struct Endpoint {
     pub revision: i64,
     pub variants: Vec<Variant>,
     pub shadow: Option<Variant>,
+    /// The A/B test routing this endpoint's traffic, if one is running.
+    pub ab_test_id: Option<String>,
 }
 
 impl Endpoint {
     /// Chooses the variant for a request: by the entity's stable bucket when given, else at random.
+    /// An A/B test hashes with its own id, so its split is independent of any earlier rollout's.
     pub fn choose(&self, entity_id: Option<&str>) -> &Variant {
         let weights: Vec<f64> = self.variants.iter().map(|v| v.weight).collect();
+        let salt = self.ab_test_id.as_deref().unwrap_or(&self.deployment_id);
         let point = match entity_id {
-            Some(e) => bucket(&format!("{}:{e}", self.deployment_id)),
+            Some(e) => bucket(&format!("{salt}:{e}")),
             None => rand::random::<f64>() * 100.0,
         };
         &self.variants[pick(point, &weights)]
@@ -104,12 +110,35 @@ pub fn rollout_of(d: &Deployment) -> Option<Rollout> {
     serde_json::from_value(d.rollout.clone()).ok()
 }
 
-/// Builds the serving entry of a deployment, loading its models.
+/// Builds the serving entry of a deployment, loading its models. A rollout in progress decides the
+/// split; otherwise a running A/B test does.
 pub async fn build_endpoint(state: &AppState, d: &Deployment) -> ApiResult<Arc<Endpoint>> {
     let rollout = rollout_of(d);
     let r = routing(d.serving_model_id.as_deref(), rollout.as_ref());
+    let test = match rollout {
+        Some(_) => None,
+        None => state.store.running_ab_test(&d.id).await?,
+    };
+    let split: Vec<(String, String, f64)> = match &test {
+        Some(t) => t
+            .variants
+            .iter()
+            .map(|v| {
+                (
+                    v.model_id.clone(),
+                    crate::ab::log_variant(&v.name),
+                    v.traffic,
+                )
+            })
+            .collect(),
+        None => r
+            .variants
+            .into_iter()
+            .map(|(m, name, w)| (m, name.to_string(), w))
+            .collect(),
+    };
     let mut variants = Vec::new();
-    for (model_id, name, weight) in r.variants {
+    for (model_id, name, weight) in split {
         let model = load_model(state, &model_id).await?;
         variants.push(Variant {
             model_id,
@@ -122,7 +151,7 @@ pub async fn build_endpoint(state: &AppState, d: &Deployment) -> ApiResult<Arc<E
         Some(model_id) => Some(Variant {
             model: load_model(state, &model_id).await?,
             model_id,
-            name: "shadow",
+            name: "shadow".into(),
             weight: 0.0,
         }),
         None => None,
@@ -133,6 +162,7 @@ pub async fn build_endpoint(state: &AppState, d: &Deployment) -> ApiResult<Arc<E
         revision: d.revision,
         variants,
         shadow,
+        ab_test_id: test.map(|t| t.id),
     }))
 }
 
@@ -224,6 +254,8 @@ enum LogMsg {
         PredictionRecord,
         Option<serde_json::Map<String, serde_json::Value>>,
     ),
+    /// A request an A/B test routed, for the test's assignment counts.
+    Assignment(AbAssignment),
     Flush(oneshot::Sender<()>),
 }
 
@@ -250,6 +282,7 @@ impl PredictionLog {
         let (w, f) = (written.clone(), failed.clone());
         let task = tokio::spawn(async move {
             let mut batch = Vec::with_capacity(LOG_BATCH);
+            let mut assignments = Vec::new();
             let mut waiting = Vec::new();
             let mut sketches = crate::drift::LiveSketches::default();
             let mut last_save = std::time::Instant::now();
@@ -265,9 +298,10 @@ impl PredictionLog {
                             latest_at = latest_at.max(r.at);
                             batch.push(r)
                         }
+                        LogMsg::Assignment(a) => assignments.push(a),
                         LogMsg::Flush(done) => waiting.push(done),
                     }
-                    if batch.len() < LOG_BATCH {
+                    if batch.len() < LOG_BATCH && assignments.len() < LOG_BATCH {
                         next = rx.try_recv().ok();
                     }
                 }
@@ -294,6 +328,19 @@ impl PredictionLog {
                         f.fetch_add(n, Ordering::Relaxed);
                     }
                     batch.clear();
+                }
+                if !assignments.is_empty() {
+                    for attempt in 0..5u32 {
+                        match store.record_ab_assignments(&assignments).await {
+                            Ok(()) => break,
+                            Err(e) => {
+                                tracing::warn!(error = %e, attempt, "A/B assignment counts write failed");
+                                tokio::time::sleep(std::time::Duration::from_millis(50 << attempt))
+                                    .await;
+                            }
+                        }
+                    }
+                    assignments.clear();
                 }
                 if !waiting.is_empty() || last_save.elapsed() > std::time::Duration::from_secs(2) {
                     sketches.save(&store, &writer, latest_at).await;
@@ -323,6 +370,13 @@ impl PredictionLog {
     ) {
         if self.tx.send(LogMsg::Record(r, features)).await.is_err() {
             self.failed.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Queues an A/B test's assignment of one request, written with the next batch.
+    pub async fn assign(&self, a: AbAssignment) {
+        if self.tx.send(LogMsg::Assignment(a)).await.is_err() {
+            tracing::warn!("the prediction log writer is gone; an A/B assignment was not counted");
         }
     }
 
@@ -472,7 +526,7 @@ async fn run_shadow(log: &PredictionLog, work: ShadowWork) {
 /// Prometheus counters and latency histograms per deployment and variant.
 #[derive(Default)]
 pub struct ServingMetrics {
-    series: Mutex<HashMap<(String, &'static str), Series>>,
+    series: Mutex<HashMap<(String, String), Series>>,
 }
 
 #[derive(Default, Clone)]
@@ -489,16 +543,11 @@ const LATENCY_BUCKETS: [f64; 12] = [
 ];
 
 impl ServingMetrics {
-    pub fn observe(
-        &self,
-        deployment: &str,
-        variant: &'static str,
-        rows: u64,
-        latency_s: f64,
-        error: bool,
-    ) {
+    pub fn observe(&self, deployment: &str, variant: &str, rows: u64, latency_s: f64, error: bool) {
         if let Ok(mut m) = self.series.lock() {
-            let s = m.entry((deployment.to_string(), variant)).or_default();
+            let s = m
+                .entry((deployment.to_string(), variant.to_string()))
+                .or_default();
             s.requests += 1;
             s.rows += rows;
             s.errors += error as u64;

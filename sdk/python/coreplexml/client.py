@@ -18,6 +18,7 @@ import requests
 from . import exceptions as exc
 from ._version import __version__
 from .resources import (
+    ABTestsResource,
     AlertsResource,
     AuditResource,
     DatasetsResource,
@@ -81,7 +82,7 @@ class CorePlexClient:
             file before it answers).
 
     Resources: ``projects``, ``datasets``, ``experiments``, ``models``, ``deployments``, ``alerts``,
-    ``retraining``, ``jobs``, ``audit``, ``keys``, ``orgs``.
+    ``retraining``, ``ab_tests``, ``jobs``, ``audit``, ``keys``, ``orgs``.
 
     The client can be used as a context manager; ``close()`` releases its connections.
     """
@@ -126,6 +127,7 @@ class CorePlexClient:
         self.deployments = DeploymentsResource(self)
         self.alerts = AlertsResource(self)
         self.retraining = RetrainingResource(self)
+        self.ab_tests = ABTestsResource(self)
         self.jobs = JobsResource(self)
         self.audit = AuditResource(self)
         self.keys = KeysResource(self)

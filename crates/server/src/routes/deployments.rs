@@ -511,11 +511,12 @@ async fn predict(
         Err(e) => {
             state.serving_metrics.observe(
                 &id,
-                variant.name,
+                &variant.name,
                 rows.len() as u64,
                 latency.as_secs_f64(),
                 true,
             );
+            record_assignment(&state, &ep, variant, &req.entity_id, rows.len(), at).await;
             for (row, rid) in rows.iter().zip(&request_ids) {
                 state
                     .log
@@ -525,7 +526,7 @@ async fn predict(
                             role: "primary",
                             deployment_id: id.clone(),
                             model_id: variant.model_id.clone(),
-                            variant: variant.name.into(),
+                            variant: variant.name.clone(),
                             at,
                             latency_us: per_row_us,
                             is_error: true,
@@ -558,7 +559,7 @@ async fn predict(
                     role: "primary",
                     deployment_id: id.clone(),
                     model_id: variant.model_id.clone(),
-                    variant: variant.name.into(),
+                    variant: variant.name.clone(),
                     at,
                     latency_us: per_row_us,
                     is_error: false,
@@ -574,11 +575,12 @@ async fn predict(
     }
     state.serving_metrics.observe(
         &id,
-        variant.name,
+        &variant.name,
         request_ids.len() as u64,
         latency.as_secs_f64(),
         false,
     );
+    record_assignment(&state, &ep, variant, &req.entity_id, request_ids.len(), at).await;
     if let Some(rows) = shadow_rows {
         state.shadow.offer(ShadowWork {
             endpoint: Arc::clone(&ep),
@@ -592,8 +594,36 @@ async fn predict(
         predictions: preds,
         request_ids,
         model_id: variant.model_id.clone(),
-        variant: variant.name.into(),
+        variant: variant.name.clone(),
     }))
+}
+
+/// Counts a request towards the assignments of the A/B test that routed it, if one did.
+async fn record_assignment(
+    state: &AppState,
+    ep: &serving::Endpoint,
+    variant: &serving::Variant,
+    entity_id: &Option<String>,
+    rows: usize,
+    at: i64,
+) {
+    let Some(test_id) = &ep.ab_test_id else {
+        return;
+    };
+    let Some(name) = variant.name.strip_prefix(crate::ab::LOG_PREFIX) else {
+        return;
+    };
+    state
+        .log
+        .assign(coreplex_store::AbAssignment {
+            test_id: test_id.clone(),
+            variant: name.to_string(),
+            model_id: variant.model_id.clone(),
+            entity_id: entity_id.clone(),
+            rows: rows as u64,
+            at,
+        })
+        .await;
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -653,7 +683,18 @@ async fn feedback(
     // Class labels the deployment's models know, to refuse labels that are not classes.
     let mut classes: Vec<String> = Vec::new();
     let candidate = rollout_of(&d).map(|r| r.candidate_model_id);
-    for m in d.serving_model_id.iter().chain(candidate.iter()) {
+    let ab_models: Vec<String> = state
+        .store
+        .running_ab_test(&id)
+        .await?
+        .map(|t| t.variants.into_iter().map(|v| v.model_id).collect())
+        .unwrap_or_default();
+    for m in d
+        .serving_model_id
+        .iter()
+        .chain(candidate.iter())
+        .chain(ab_models.iter())
+    {
         if let Some(model) = state.store.get_model_any(m).await? {
             if let Some(c) = model.output_schema["classes"].as_array() {
                 classes.extend(c.iter().filter_map(|x| x.as_str().map(str::to_string)));

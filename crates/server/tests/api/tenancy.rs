@@ -19,6 +19,7 @@ enum Need {
 }
 
 struct Ids {
+    abt: String,
     pol: String,
     exp: String,
     alert: String,
@@ -33,6 +34,7 @@ struct Ids {
 
 fn routes(ids: &Ids) -> Vec<(Method, String, &'static str, Need, Option<Value>)> {
     let Ids {
+        abt,
         pol,
         exp,
         alert,
@@ -510,12 +512,59 @@ fn routes(ids: &Ids) -> Vec<(Method, String, &'static str, Need, Option<Value>)>
             Editor,
             None,
         ),
+        (
+            Method::POST,
+            "/api/v1/ab-tests".into(),
+            "/api/v1/ab-tests",
+            Editor,
+            Some(ab_test_body(dep, model)),
+        ),
+        (
+            Method::GET,
+            format!("/api/v1/ab-tests?project_id={p}"),
+            "/api/v1/ab-tests",
+            Viewer,
+            None,
+        ),
+        (
+            Method::GET,
+            format!("/api/v1/ab-tests/{abt}"),
+            "/api/v1/ab-tests/{ab_test_id}",
+            Viewer,
+            None,
+        ),
+        (
+            Method::GET,
+            format!("/api/v1/ab-tests/{abt}/results"),
+            "/api/v1/ab-tests/{ab_test_id}/results",
+            Viewer,
+            None,
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/ab-tests/{abt}/outcomes"),
+            "/api/v1/ab-tests/{ab_test_id}/outcomes",
+            Editor,
+            Some(json!([{"request_id": "r1", "value": 1}])),
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/ab-tests/{abt}/stop"),
+            "/api/v1/ab-tests/{ab_test_id}/stop",
+            Editor,
+            Some(json!({})),
+        ),
     ]
 }
 
 fn alert_body(dep: &str) -> Value {
     json!({"deployment_id": dep, "name": "volume", "metric": "requests", "condition": "greater_than", "threshold": 1,
            "channels": [{"type": "email", "address": "team@example.com"}]})
+}
+
+fn ab_test_body(dep: &str, model: &str) -> Value {
+    json!({"deployment_id": dep, "name": "a/a", "variants": [{"model_id": model}, {"model_id": model}],
+           "metric": {"type": "proportion", "source": "outcomes"}, "minimum_detectable_effect": 0.05})
 }
 
 fn predict_body() -> Value {
@@ -566,7 +615,16 @@ async fn setup(t: &TestApp) -> Ids {
         .post("/api/v1/retraining/policies", &t.admin, json!({"deployment_id": dep_id, "trigger": "schedule", "schedule": "daily", "target": "churned"}))
         .await
         .ok();
+    let abt = t
+        .post(
+            "/api/v1/ab-tests",
+            &t.admin,
+            ab_test_body(&dep_id, model["id"].as_str().unwrap()),
+        )
+        .await
+        .ok();
     Ids {
+        abt: abt["id"].as_str().unwrap().into(),
         pol: pol["id"].as_str().unwrap().into(),
         exp: exp["id"].as_str().unwrap().into(),
         alert: alert["id"].as_str().unwrap().into(),
@@ -673,6 +731,7 @@ async fn another_organization_sees_nothing_of_this_one() {
             && !path.contains(&ids.alert)
             && !path.contains(&ids.exp)
             && !path.contains(&ids.pol)
+            && !path.contains(&ids.abt)
         {
             continue;
         }

@@ -2,6 +2,7 @@
 attribute) and the object classes its calls return."""
 
 from ._base import Resource
+from .ab_tests import ABTest, ABTestResults, ABTestsResource, OutcomeResult, VariantResult
 from .alerts import Alert, AlertEvent, AlertHistory, AlertsResource, Delivery
 from .audit import AuditEntry, AuditResource
 from .datasets import Dataset, DatasetsResource, DatasetVersion
@@ -31,6 +32,7 @@ from .retraining import Policy, RetrainingResource, RetrainingRun
 
 __all__ = [
     "Resource",
+    "ABTestsResource", "ABTest", "ABTestResults", "VariantResult", "OutcomeResult",
     "AlertsResource", "Alert", "AlertHistory", "AlertEvent", "Delivery",
     "AuditResource", "AuditEntry",
     "DatasetsResource", "Dataset", "DatasetVersion",
