@@ -523,19 +523,20 @@ async fn run_shadow(log: &PredictionLog, work: ShadowWork) {
     }
 }
 
-/// Prometheus counters and latency histograms per deployment and variant.
+/// Prometheus counters and latency histograms per deployment and variant. The hot path takes a read
+/// lock and bumps atomics; only the first request of a new series writes.
 #[derive(Default)]
 pub struct ServingMetrics {
-    series: Mutex<HashMap<(String, String), Series>>,
+    series: RwLock<HashMap<String, HashMap<String, Arc<Series>>>>,
 }
 
-#[derive(Default, Clone)]
+#[derive(Default)]
 struct Series {
-    requests: u64,
-    errors: u64,
-    rows: u64,
-    latency_sum_s: f64,
-    buckets: [u64; LATENCY_BUCKETS.len()],
+    requests: AtomicU64,
+    errors: AtomicU64,
+    rows: AtomicU64,
+    latency_sum_us: AtomicU64,
+    buckets: [AtomicU64; LATENCY_BUCKETS.len()],
 }
 
 const LATENCY_BUCKETS: [f64; 12] = [
@@ -543,20 +544,40 @@ const LATENCY_BUCKETS: [f64; 12] = [
 ];
 
 impl ServingMetrics {
+    fn series(&self, deployment: &str, variant: &str) -> Option<Arc<Series>> {
+        if let Some(s) = self
+            .series
+            .read()
+            .ok()?
+            .get(deployment)
+            .and_then(|m| m.get(variant))
+        {
+            return Some(s.clone());
+        }
+        let mut m = self.series.write().ok()?;
+        Some(
+            m.entry(deployment.to_string())
+                .or_default()
+                .entry(variant.to_string())
+                .or_default()
+                .clone(),
+        )
+    }
+
     pub fn observe(&self, deployment: &str, variant: &str, rows: u64, latency_s: f64, error: bool) {
-        if let Ok(mut m) = self.series.lock() {
-            let s = m
-                .entry((deployment.to_string(), variant.to_string()))
-                .or_default();
-            s.requests += 1;
-            s.rows += rows;
-            s.errors += error as u64;
-            s.latency_sum_s += latency_s;
-            for (i, b) in LATENCY_BUCKETS.iter().enumerate() {
-                if latency_s <= *b {
-                    s.buckets[i] += 1;
-                }
-            }
+        let Some(s) = self.series(deployment, variant) else {
+            return;
+        };
+        s.requests.fetch_add(1, Ordering::Relaxed);
+        s.rows.fetch_add(rows, Ordering::Relaxed);
+        if error {
+            s.errors.fetch_add(1, Ordering::Relaxed);
+        }
+        s.latency_sum_us
+            .fetch_add((latency_s * 1e6) as u64, Ordering::Relaxed);
+        // Cumulative buckets are summed when rendering; count each request in its own bucket only.
+        if let Some(i) = LATENCY_BUCKETS.iter().position(|b| latency_s <= *b) {
+            s.buckets[i].fetch_add(1, Ordering::Relaxed);
         }
     }
 
@@ -564,66 +585,56 @@ impl ServingMetrics {
     /// not justify a metrics framework on the hot path.
     pub fn render(&self, out: &mut String, dropped: &HashMap<String, u64>) {
         use std::fmt::Write;
-        let m = self.series.lock().map(|m| m.clone()).unwrap_or_default();
-        let mut keys: Vec<_> = m.keys().cloned().collect();
-        keys.sort();
-        let _ = writeln!(
-            out,
-            "# HELP coreplex_predict_requests_total Prediction requests served."
+        let mut rows: Vec<(String, String, Arc<Series>)> = Vec::new();
+        if let Ok(m) = self.series.read() {
+            for (d, vs) in m.iter() {
+                for (v, s) in vs {
+                    rows.push((d.clone(), v.clone(), s.clone()));
+                }
+            }
+        }
+        rows.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let mut counter = |name: &str, help: &str, f: &dyn Fn(&Series) -> u64| {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+            for (d, v, s) in &rows {
+                let _ = writeln!(out, "{name}{{deployment=\"{d}\",variant=\"{v}\"}} {}", f(s));
+            }
+        };
+        counter(
+            "coreplex_predict_requests_total",
+            "Prediction requests served.",
+            &|s| load(&s.requests),
         );
-        let _ = writeln!(out, "# TYPE coreplex_predict_requests_total counter");
-        for k in &keys {
-            let _ = writeln!(
-                out,
-                "coreplex_predict_requests_total{{deployment=\"{}\",variant=\"{}\"}} {}",
-                k.0, k.1, m[k].requests
-            );
-        }
-        let _ = writeln!(out, "# HELP coreplex_predict_rows_total Rows predicted.");
-        let _ = writeln!(out, "# TYPE coreplex_predict_rows_total counter");
-        for k in &keys {
-            let _ = writeln!(
-                out,
-                "coreplex_predict_rows_total{{deployment=\"{}\",variant=\"{}\"}} {}",
-                k.0, k.1, m[k].rows
-            );
-        }
-        let _ = writeln!(
-            out,
-            "# HELP coreplex_predict_errors_total Prediction requests that failed in the model."
+        counter("coreplex_predict_rows_total", "Rows predicted.", &|s| {
+            load(&s.rows)
+        });
+        counter(
+            "coreplex_predict_errors_total",
+            "Prediction requests that failed in the model.",
+            &|s| load(&s.errors),
         );
-        let _ = writeln!(out, "# TYPE coreplex_predict_errors_total counter");
-        for k in &keys {
-            let _ = writeln!(
-                out,
-                "coreplex_predict_errors_total{{deployment=\"{}\",variant=\"{}\"}} {}",
-                k.0, k.1, m[k].errors
-            );
-        }
         let _ = writeln!(
             out,
             "# HELP coreplex_predict_latency_seconds Prediction request latency."
         );
         let _ = writeln!(out, "# TYPE coreplex_predict_latency_seconds histogram");
-        for k in &keys {
-            let s = &m[k];
+        for (d, v, s) in &rows {
+            let mut cum = 0;
             for (i, b) in LATENCY_BUCKETS.iter().enumerate() {
-                let _ = writeln!(
-                    out,
-                    "coreplex_predict_latency_seconds_bucket{{deployment=\"{}\",variant=\"{}\",le=\"{b}\"}} {}",
-                    k.0, k.1, s.buckets[i]
-                );
+                cum += load(&s.buckets[i]);
+                let _ = writeln!(out, "coreplex_predict_latency_seconds_bucket{{deployment=\"{d}\",variant=\"{v}\",le=\"{b}\"}} {cum}");
             }
-            let _ = writeln!(out, "coreplex_predict_latency_seconds_bucket{{deployment=\"{}\",variant=\"{}\",le=\"+Inf\"}} {}", k.0, k.1, s.requests);
+            let n = load(&s.requests);
+            let _ = writeln!(out, "coreplex_predict_latency_seconds_bucket{{deployment=\"{d}\",variant=\"{v}\",le=\"+Inf\"}} {n}");
             let _ = writeln!(
                 out,
-                "coreplex_predict_latency_seconds_sum{{deployment=\"{}\",variant=\"{}\"}} {}",
-                k.0, k.1, s.latency_sum_s
+                "coreplex_predict_latency_seconds_sum{{deployment=\"{d}\",variant=\"{v}\"}} {}",
+                load(&s.latency_sum_us) as f64 / 1e6
             );
             let _ = writeln!(
                 out,
-                "coreplex_predict_latency_seconds_count{{deployment=\"{}\",variant=\"{}\"}} {}",
-                k.0, k.1, s.requests
+                "coreplex_predict_latency_seconds_count{{deployment=\"{d}\",variant=\"{v}\"}} {n}"
             );
         }
         let _ = writeln!(out, "# HELP coreplex_shadow_dropped_total Shadow requests dropped because the shadow fell behind.");

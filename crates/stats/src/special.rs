@@ -44,11 +44,21 @@ fn erf_series(x: f64) -> f64 {
         k += 1.0;
         term *= two_x2 / (2.0 * k + 1.0);
         sum += term;
-        if term < sum * 1e-17 {
+        // `<=` so that x = 0 (term = sum = 0) ends at once instead of looping forever.
+        if term <= sum * 1e-17 {
             break;
         }
     }
     2.0 / PI.sqrt() * (-x * x).exp() * sum
+}
+
+#[cfg(test)]
+mod erf_zero {
+    #[test]
+    fn the_normal_tail_at_zero_is_one_half() {
+        assert_eq!(super::norm_sf(0.0), 0.5);
+        assert_eq!(super::norm_cdf(0.0), 0.5);
+    }
 }
 
 /// Standard normal CDF.
