@@ -223,7 +223,10 @@ impl NumericSketch {
                     continue;
                 }
                 // First edge above x, minus one: the bin of x (the top edge closes the last bin).
-                let b = edges.partition_point(|e| *e <= x).saturating_sub(1).min(bins - 1);
+                let b = edges
+                    .partition_point(|e| *e <= x)
+                    .saturating_sub(1)
+                    .min(bins - 1);
                 counts[b] += weight;
             }
         }
