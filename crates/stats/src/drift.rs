@@ -18,7 +18,7 @@
 //! of `data_drift_score`, which is the share of *all* features that drifted).
 
 use crate::sketch::{CategoricalCounts, NumericSketch, SortedView};
-use crate::sort::sort_f64;
+use crate::sort::{sort_f64, sort_finite_parts};
 use crate::{check_open_unit, invalid, special, Error, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -833,12 +833,21 @@ impl FeatureDrift {
         current: Vec<f64>,
         options: &DriftOptions,
     ) -> FeatureDrift {
-        let (ref_total, cur_total) = (reference.len(), current.len());
-        let (mut reference, mut current) = (reference, current);
-        reference.retain(|x| x.is_finite());
-        current.retain(|x| x.is_finite());
-        sort_f64(&mut reference);
-        sort_f64(&mut current);
+        Self::numeric_parts(name, vec![reference], vec![current], options)
+    }
+
+    /// [`FeatureDrift::numeric`] for samples that arrive in several pieces (e.g. one per
+    /// parsing thread); the pieces are joined by the sort, without a separate copy.
+    pub fn numeric_parts(
+        name: impl Into<String>,
+        reference: Vec<Vec<f64>>,
+        current: Vec<Vec<f64>>,
+        options: &DriftOptions,
+    ) -> FeatureDrift {
+        let ref_total: usize = reference.iter().map(Vec::len).sum();
+        let cur_total: usize = current.iter().map(Vec::len).sum();
+        let (reference, ref_missing) = sort_finite_parts(reference);
+        let (current, cur_missing) = sort_finite_parts(current);
         let mut out = FeatureDrift {
             name: name.into(),
             kind: FeatureKind::Numeric,
@@ -849,8 +858,8 @@ impl FeatureDrift {
             psi: None,
             wasserstein_normed: None,
             jensen_shannon_distance: None,
-            missing_share_reference: share(ref_total - reference.len(), ref_total),
-            missing_share_current: share(cur_total - current.len(), cur_total),
+            missing_share_reference: share(ref_missing, ref_total),
+            missing_share_current: share(cur_missing, cur_total),
             n_reference: reference.len() as u64,
             n_current: current.len() as u64,
             drifted: false,
@@ -951,6 +960,12 @@ pub enum FeatureInput {
         reference: Vec<f64>,
         current: Vec<f64>,
     },
+    /// Raw values in pieces (e.g. one per parsing thread), joined without a copy of their own.
+    NumericParts {
+        name: String,
+        reference: Vec<Vec<f64>>,
+        current: Vec<Vec<f64>>,
+    },
     Categorical {
         name: String,
         reference: CategoricalCounts,
@@ -1005,6 +1020,11 @@ impl DriftReport {
                     reference,
                     current,
                 } => FeatureDrift::numeric(name, reference, current, options),
+                FeatureInput::NumericParts {
+                    name,
+                    reference,
+                    current,
+                } => FeatureDrift::numeric_parts(name, reference, current, options),
                 FeatureInput::Categorical {
                     name,
                     reference,

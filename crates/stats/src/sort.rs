@@ -32,15 +32,35 @@ pub(crate) fn sort_f64(values: &mut Vec<f64>) {
         values.sort_unstable_by(f64::total_cmp);
         return;
     }
-    // Same-size map: the allocation is reused in place.
-    let mut keys: Vec<u64> = std::mem::take(values).into_iter().map(key).collect();
+    *values = sort_finite_parts(vec![std::mem::take(values)]).0;
+}
+
+/// The finite values of all `parts`, sorted, and how many values were not finite (missing).
+///
+/// Samples often arrive in pieces (one per parsing thread); dropping missing values,
+/// concatenating, converting to keys and counting the digit histograms all happen in the
+/// one pass that builds the key array.
+pub(crate) fn sort_finite_parts(parts: Vec<Vec<f64>>) -> (Vec<f64>, usize) {
+    let total: usize = parts.iter().map(Vec::len).sum();
+    let mut keys: Vec<u64> = Vec::with_capacity(total);
     let mut histograms = vec![[0usize; BUCKETS]; PASSES];
-    for &k in &keys {
-        for (pass, h) in histograms.iter_mut().enumerate() {
-            h[((k >> (pass * DIGIT_BITS)) as usize) & (BUCKETS - 1)] += 1;
+    for part in parts {
+        for x in part {
+            if x.is_finite() {
+                let k = key(x);
+                for (pass, h) in histograms.iter_mut().enumerate() {
+                    h[((k >> (pass * DIGIT_BITS)) as usize) & (BUCKETS - 1)] += 1;
+                }
+                keys.push(k);
+            }
         }
     }
     let n = keys.len();
+    let missing = total - n;
+    if n < 4096 {
+        keys.sort_unstable();
+        return (keys.into_iter().map(unkey).collect(), missing);
+    }
     // The scatter buffer is kept per thread: a drift report sorts two columns per feature on
     // each worker, and a fresh multi-megabyte buffer would cost page faults every time.
     let mut scratch = SCRATCH.with(|s| std::mem::take(&mut *s.borrow_mut()));
@@ -73,11 +93,11 @@ pub(crate) fn sort_f64(values: &mut Vec<f64>) {
     if sorted_in_scratch {
         keys.copy_from_slice(&scratch[..n]);
     }
-    *values = keys.into_iter().map(unkey).collect();
     // Keep at most 32 MB per thread (long-lived server threads included).
     if scratch.len() <= MAX_SCRATCH {
         SCRATCH.with(|s| *s.borrow_mut() = scratch);
     }
+    (keys.into_iter().map(unkey).collect(), missing)
 }
 
 const MAX_SCRATCH: usize = 4 << 20;
@@ -121,5 +141,15 @@ mod tests {
         expected.sort_by(f64::total_cmp);
         sort_f64(&mut v);
         assert_eq!(v, expected);
+        let parts = vec![
+            expected[..500].to_vec(),
+            vec![f64::NAN, 3.0],
+            expected[500..].to_vec(),
+        ];
+        let (sorted, missing) = sort_finite_parts(parts);
+        let mut with_three = expected.clone();
+        with_three.push(3.0);
+        with_three.sort_by(f64::total_cmp);
+        assert_eq!((sorted, missing), (with_three, 1));
     }
 }

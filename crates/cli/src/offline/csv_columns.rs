@@ -108,7 +108,10 @@ pub(crate) struct Plan {
 #[derive(Debug)]
 pub(crate) enum ColumnData {
     Numeric {
+        /// Values parsed by this worker (or, after merging, by the first worker).
         values: Vec<f64>,
+        /// Other workers' values, kept apart: the sort joins the pieces anyway.
+        more: Vec<Vec<f64>>,
         missing: u64,
         /// First non-numeric value met (only for non-strict numeric columns).
         non_numeric: Option<String>,
@@ -124,6 +127,7 @@ impl ColumnData {
         match kind {
             Kind::Numeric { .. } => ColumnData::Numeric {
                 values: Vec::with_capacity(rows),
+                more: Vec::new(),
                 missing: 0,
                 non_numeric: None,
             },
@@ -138,21 +142,20 @@ impl ColumnData {
         match (self, other) {
             (
                 ColumnData::Numeric {
-                    values,
+                    more,
                     missing,
                     non_numeric,
+                    ..
                 },
                 ColumnData::Numeric {
                     values: v2,
+                    more: more2,
                     missing: m2,
                     non_numeric: n2,
                 },
             ) => {
-                if values.is_empty() {
-                    *values = v2;
-                } else {
-                    values.extend_from_slice(&v2);
-                }
+                more.push(v2);
+                more.extend(more2);
                 *missing += m2;
                 if non_numeric.is_none() {
                     *non_numeric = n2;
@@ -268,6 +271,8 @@ impl Source {
         let workers = workers.max(1);
         let (tx, rx) = mpsc::sync_channel::<Vec<u8>>(workers * 2);
         let rx = Mutex::new(rx);
+        // Workers hand parsed blocks back to the reader for reuse.
+        let (recycle, recycled) = mpsc::channel::<Vec<u8>>();
         let failed = AtomicBool::new(false);
         let fields = self.header.len();
         // Reserve each worker's share of the rows the file probably has (from the bytes per
@@ -289,9 +294,9 @@ impl Source {
         };
         std::thread::scope(|scope| {
             let handles: Vec<_> = (0..workers)
-                .map(|_| scope.spawn(|| worker(&rx, &ctx)))
+                .map(|_| scope.spawn(|| worker(&rx, &recycle, &ctx)))
                 .collect();
-            let read_result = stream_blocks(&mut file, &tx, &failed)
+            let read_result = stream_blocks(&mut file, &tx, &recycled, &failed)
                 .map_err(|e| input_error(format!("cannot read {shown}: {e}")));
             drop(tx);
             let mut merged: Option<Columns> = None;
@@ -324,6 +329,7 @@ impl Source {
 fn stream_blocks(
     file: &mut File,
     tx: &mpsc::SyncSender<Vec<u8>>,
+    recycled: &mpsc::Receiver<Vec<u8>>,
     failed: &AtomicBool,
 ) -> std::io::Result<()> {
     let mut carry: Vec<u8> = Vec::new();
@@ -332,21 +338,24 @@ fn stream_blocks(
         if failed.load(Ordering::Relaxed) {
             return Ok(());
         }
-        let mut block = std::mem::take(&mut carry);
-        let start = block.len();
-        block.resize(start + BLOCK, 0);
-        let n = read_full(file, &mut block[start..])?;
-        block.truncate(start + n);
+        // Reuse a block the workers are done with: no fresh pages to fault in and zero.
+        let mut block = recycled
+            .try_recv()
+            .unwrap_or_else(|_| Vec::with_capacity(BLOCK + carry.len()));
+        block.clear();
+        block.append(&mut carry);
+        // `read_to_end` fills spare capacity without zeroing it first.
+        let n = file.by_ref().take(BLOCK as u64).read_to_end(&mut block)?;
         if n == 0 {
             if !block.is_empty() && tx.send(block).is_err() {
                 return Ok(());
             }
             return Ok(());
         }
-        quotes_seen |= block.contains(&b'"');
+        quotes_seen |= block[block.len() - n..].contains(&b'"');
         match last_record_end(&block, quotes_seen) {
             Some(end) => {
-                carry = block[end..].to_vec();
+                carry.extend_from_slice(&block[end..]);
                 block.truncate(end);
                 if tx.send(block).is_err() {
                     return Ok(());
@@ -400,6 +409,7 @@ struct WorkerContext<'a> {
 
 fn worker(
     rx: &Mutex<mpsc::Receiver<Vec<u8>>>,
+    recycle: &mpsc::Sender<Vec<u8>>,
     ctx: &WorkerContext<'_>,
 ) -> Result<Columns, InputError> {
     let mut columns: Vec<ColumnData> = ctx
@@ -423,6 +433,8 @@ fn worker(
             ctx.failed.store(true, Ordering::Relaxed);
             error = Some(e);
         }
+        // The reader may be gone already; then the block is simply dropped.
+        let _ = recycle.send(chunk);
     }
     match error {
         Some(e) => Err(e),
@@ -592,6 +604,7 @@ fn push_field(
             values,
             missing,
             non_numeric,
+            ..
         } => match parse_number(field) {
             Parsed::Value(v) => values.push(v),
             Parsed::Missing => *missing += 1,

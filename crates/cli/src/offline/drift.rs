@@ -242,23 +242,29 @@ fn features_input(features: &[Feature], reference: Columns, current: Columns) ->
         .map(|(f, (r, c))| match (r, c) {
             (
                 ColumnData::Numeric {
-                    values: mut rv,
+                    values: rv,
+                    more: rmore,
                     missing: rm,
                     ..
                 },
                 ColumnData::Numeric {
-                    values: mut cv,
+                    values: cv,
+                    more: cmore,
                     missing: cm,
                     ..
                 },
             ) => {
-                // The stats crate counts NaN as missing.
-                rv.extend(std::iter::repeat_n(f64::NAN, rm as usize));
-                cv.extend(std::iter::repeat_n(f64::NAN, cm as usize));
-                FeatureInput::Numeric {
+                // One piece per parsing thread; the stats crate counts NaN as missing.
+                let pieces = |first: Vec<f64>, more: Vec<Vec<f64>>, missing: u64| {
+                    let mut parts = vec![first];
+                    parts.extend(more);
+                    parts.push(vec![f64::NAN; missing as usize]);
+                    parts
+                };
+                FeatureInput::NumericParts {
                     name: f.name.clone(),
-                    reference: rv,
-                    current: cv,
+                    reference: pieces(rv, rmore, rm),
+                    current: pieces(cv, cmore, cm),
                 }
             }
             (
