@@ -5,7 +5,7 @@
 //! between ticks leaves a consistent rollout that the next tick (on any server) resumes.
 
 use crate::error::{ApiError, ApiResult};
-use crate::monitoring::{self, positive_class};
+use crate::monitoring;
 use crate::notify;
 use crate::serving::{self, rollout_of};
 use crate::state::AppState;
@@ -114,9 +114,6 @@ pub async fn start(
                 model.id, model.task, d.name, d.task
             ),
         ));
-    }
-    if model.status == "archived" && strategy != Strategy::Direct {
-        // allowed: archived → staging is a legal move
     }
     // Load and check the new model before any traffic moves to it.
     let loaded = serving::load_model(state, &model.id).await?;
@@ -681,8 +678,6 @@ pub async fn shadow_report(state: &AppState, d: &Deployment) -> ApiResult<serde_
             Some(agree as f64 / pairs.len() as f64)
         });
         // McNemar's test on labelled pairs: primary right & shadow wrong (b) against the reverse (c).
-        let pos = positive_class(&classes);
-        let _ = pos;
         let (mut b, mut c) = (0u64, 0u64);
         for (p, s) in &pairs {
             let Some(l) = p.label.as_deref().map(monitoring::norm_label) else {

@@ -7,7 +7,6 @@
 use crate::audit::{record, Change};
 use crate::tenancy::unique_to_conflict;
 use crate::{json_col, Ctx, Deployment, Error, PromotionChange, Result, Store};
-use coreplex_domain::ids;
 use serde::{Deserialize, Serialize};
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
@@ -191,72 +190,6 @@ async fn bump_deployment(
     Ok(after)
 }
 
-async fn timeline_event(
-    conn: &mut AnyConnection,
-    ctx: &Ctx,
-    deployment_id: &str,
-    kind: &str,
-    detail: &serde_json::Value,
-) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO deployment_events (id, deployment_id, at, kind, actor, detail_json) VALUES ($1, $2, $3, $4, $5, $6)",
-    )
-    .bind(ids::new_sortable_id(ids::EVENT, ctx.at))
-    .bind(deployment_id)
-    .bind(ctx.at)
-    .bind(kind)
-    .bind(&ctx.actor)
-    .bind(detail.to_string())
-    .execute(conn)
-    .await?;
-    Ok(())
-}
-
-async fn promotion_history(
-    conn: &mut AnyConnection,
-    ctx: &Ctx,
-    d: &Deployment,
-    changes: &[PromotionChange],
-) -> Result<()> {
-    for c in changes {
-        match c {
-            PromotionChange::Start { model_id, strategy } => {
-                sqlx::query(
-                    "INSERT INTO promotions (id, model_id, project_id, deployment_id, endpoint, strategy, started_at, outcome) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, 'in_progress')",
-                )
-                .bind(ids::new_id(ids::EVENT))
-                .bind(model_id)
-                .bind(&d.project_id)
-                .bind(&d.id)
-                .bind(&d.name)
-                .bind(strategy)
-                .bind(ctx.at)
-                .execute(&mut *conn)
-                .await?;
-            }
-            PromotionChange::Finish {
-                model_id,
-                outcome,
-                detail,
-            } => {
-                sqlx::query(
-                    "UPDATE promotions SET ended_at = $1, outcome = $2, detail = $3 \
-                     WHERE deployment_id = $4 AND model_id = $5 AND ended_at IS NULL",
-                )
-                .bind(ctx.at)
-                .bind(outcome)
-                .bind(detail)
-                .bind(&d.id)
-                .bind(model_id)
-                .execute(&mut *conn)
-                .await?;
-            }
-        }
-    }
-    Ok(())
-}
-
 /// `$first, $first+1, …` for an `IN (…)` list of `n` values.
 fn placeholders(first: usize, n: usize) -> String {
     (0..n)
@@ -323,8 +256,9 @@ impl Store {
         let detail = serde_json::json!({
             "ab_test_id": t.id, "name": t.name, "variants": t.variants,
         });
-        timeline_event(&mut tx.tx, ctx, &d.id, "ab_test_started", &detail).await?;
-        promotion_history(&mut tx.tx, ctx, d, starts).await?;
+        crate::deployments::insert_event(&mut tx.tx, ctx, &d.id, "ab_test_started", &detail)
+            .await?;
+        crate::deployments::apply_promotions(&mut tx.tx, ctx, d, starts).await?;
         record(
             &mut tx.tx,
             ctx,
@@ -374,8 +308,9 @@ impl Store {
             "winner_variant": stop.winner_variant, "serving_model_id": after.serving_model_id,
             "switched": stop.switch_to.is_some(), "reason": stop.reason,
         });
-        timeline_event(&mut tx.tx, ctx, &d.id, "ab_test_stopped", &detail).await?;
-        promotion_history(&mut tx.tx, ctx, d, &stop.promotions).await?;
+        crate::deployments::insert_event(&mut tx.tx, ctx, &d.id, "ab_test_stopped", &detail)
+            .await?;
+        crate::deployments::apply_promotions(&mut tx.tx, ctx, d, &stop.promotions).await?;
         let mut stopped = t.clone();
         stopped.status = "stopped".into();
         stopped.winner_model_id = stop.winner_model_id.clone();

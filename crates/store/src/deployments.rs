@@ -123,7 +123,8 @@ fn opt_json(v: &serde_json::Value) -> Option<String> {
     (!v.is_null()).then(|| v.to_string())
 }
 
-async fn insert_event(
+/// Appends an event to a deployment's timeline (shared by rollouts and A/B tests).
+pub(crate) async fn insert_event(
     conn: &mut sqlx::AnyConnection,
     ctx: &Ctx,
     deployment_id: &str,
@@ -144,7 +145,8 @@ async fn insert_event(
     Ok(())
 }
 
-async fn apply_promotions(
+/// Records starts and ends in the promotion history (shared by rollouts and A/B tests).
+pub(crate) async fn apply_promotions(
     conn: &mut sqlx::AnyConnection,
     ctx: &Ctx,
     d: &Deployment,
