@@ -1,6 +1,6 @@
 //! The audit log, read-only: there is deliberately no route that edits or deletes entries.
 
-use super::time;
+use super::{parse_time, time};
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::ApiQuery;
@@ -67,19 +67,6 @@ pub struct AuditQuery {
     pub until: Option<String>,
     pub limit: Option<i64>,
     pub page_token: Option<String>,
-}
-
-fn parse_time(field: &str, v: &Option<String>) -> ApiResult<Option<i64>> {
-    v.as_deref()
-        .map(|s| {
-            coreplex_domain::clock::parse_rfc3339(s).ok_or_else(|| {
-                ApiError::invalid(
-                    field,
-                    format!("`{s}` is not an RFC 3339 time such as 2026-11-25T10:00:00Z"),
-                )
-            })
-        })
-        .transpose()
 }
 
 /// Audit entries, oldest first. Organization admins see the whole organization; others must name a

@@ -803,14 +803,7 @@ async fn metrics(
     let d = visible_deployment(&state, &p, &id, Action::Read).await?;
     state.log.flush().await;
     let now = state.now();
-    let parse = |f: &str, v: &Option<String>| -> ApiResult<Option<i64>> {
-        v.as_deref()
-            .map(|s| {
-                coreplex_domain::clock::parse_rfc3339(s)
-                    .ok_or_else(|| ApiError::invalid(f, format!("`{s}` is not an RFC 3339 time")))
-            })
-            .transpose()
-    };
+    let parse = super::parse_time;
     let ranges: Vec<(i64, i64)> = match parse("since", &q.since)? {
         Some(since) => {
             let until = parse("until", &q.until)?.unwrap_or(now + 1);
@@ -928,15 +921,8 @@ async fn list_predictions(
     state.shadow.drain().await;
     state.log.flush().await;
     let now = state.now();
-    let t = |f: &str, v: &Option<String>, default: i64| -> ApiResult<i64> {
-        match v.as_deref() {
-            None => Ok(default),
-            Some(s) => coreplex_domain::clock::parse_rfc3339(s)
-                .ok_or_else(|| ApiError::invalid(f, format!("`{s}` is not an RFC 3339 time"))),
-        }
-    };
-    let since = t("since", &q.since, now - 86_400_000)?;
-    let until = t("until", &q.until, now + 1)?;
+    let since = super::parse_time("since", &q.since)?.unwrap_or(now - 86_400_000);
+    let until = super::parse_time("until", &q.until)?.unwrap_or(now + 1);
     let limit = match q.limit {
         None => 1000,
         Some(l) if (1..=10_000).contains(&l) => l,
@@ -1041,16 +1027,8 @@ async fn drift(
 ) -> ApiResult<axum::Json<serde_json::Value>> {
     let d = visible_deployment(&state, &p, &id, Action::Read).await?;
     let now = state.now();
-    let t = |f: &str, v: &Option<String>| -> ApiResult<Option<i64>> {
-        v.as_deref()
-            .map(|s| {
-                coreplex_domain::clock::parse_rfc3339(s)
-                    .ok_or_else(|| ApiError::invalid(f, format!("`{s}` is not an RFC 3339 time")))
-            })
-            .transpose()
-    };
-    let until = t("until", &q.until)?.unwrap_or(now + 1);
-    let since = match t("since", &q.since)? {
+    let until = super::parse_time("until", &q.until)?.unwrap_or(now + 1);
+    let since = match super::parse_time("since", &q.since)? {
         Some(s) => s,
         None => {
             let w = q.window_minutes.unwrap_or(60);

@@ -57,3 +57,17 @@ pub fn time(t: i64) -> String {
 pub fn opt_time(t: Option<i64>) -> Option<String> {
     t.map(time)
 }
+
+/// Parses an optional RFC 3339 query value, answering a 422 that names `field`.
+pub fn parse_time(field: &str, v: &Option<String>) -> crate::error::ApiResult<Option<i64>> {
+    v.as_deref()
+        .map(|s| {
+            coreplex_domain::clock::parse_rfc3339(s).ok_or_else(|| {
+                crate::error::ApiError::invalid(
+                    field,
+                    format!("`{s}` is not an RFC 3339 time such as 2026-11-25T10:00:00Z"),
+                )
+            })
+        })
+        .transpose()
+}
