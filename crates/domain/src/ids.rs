@@ -22,24 +22,25 @@ pub fn new_id(prefix: &str) -> String {
 pub fn new_sortable_id(prefix: &str, at_ms: i64) -> String {
     use std::sync::atomic::{AtomicU32, Ordering};
     static COUNTER: AtomicU32 = AtomicU32::new(0);
-    fn base36(mut n: u64, width: usize) -> String {
-        let mut out = vec![b'0'; width];
-        for slot in out.iter_mut().rev() {
+    fn push_base36(out: &mut String, mut n: u64, width: usize) {
+        let mut digits = [b'0'; 13];
+        for slot in digits[..width].iter_mut().rev() {
             *slot = ALPHABET[(n % 36) as usize];
             n /= 36;
         }
-        String::from_utf8(out).unwrap_or_default()
+        out.extend(digits[..width].iter().map(|&b| b as char));
     }
     let count = COUNTER.fetch_add(1, Ordering::Relaxed) as u64 % (36 * 36 * 36 * 36);
+    let mut out = String::with_capacity(prefix.len() + 22);
+    out.push_str(prefix);
+    out.push('_');
+    push_base36(&mut out, at_ms.max(0) as u64, 9);
+    push_base36(&mut out, count, 4);
     let mut rng = rand::rng();
-    let tail: String = (0..8)
-        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
-        .collect();
-    format!(
-        "{prefix}_{}{}{tail}",
-        base36(at_ms.max(0) as u64, 9),
-        base36(count, 4)
-    )
+    for _ in 0..8 {
+        out.push(ALPHABET[rng.random_range(0..ALPHABET.len())] as char);
+    }
+    out
 }
 
 /// Random secret material for API keys: 40 base-36 characters (about 206 bits).

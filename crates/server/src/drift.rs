@@ -113,7 +113,7 @@ impl BucketSketch {
 /// The writer-side accumulator: sketches per (deployment, bucket) not yet saved.
 #[derive(Default)]
 pub struct LiveSketches {
-    buckets: HashMap<(String, i64), (BucketSketch, bool)>,
+    buckets: HashMap<String, HashMap<i64, (BucketSketch, bool)>>,
 }
 
 impl LiveSketches {
@@ -124,10 +124,12 @@ impl LiveSketches {
         row: &serde_json::Map<String, serde_json::Value>,
     ) {
         let b = at.div_euclid(BUCKET_MS) * BUCKET_MS;
-        let e = self
-            .buckets
-            .entry((deployment_id.to_string(), b))
-            .or_default();
+        // Looked up by reference first: a prediction of a known deployment allocates no key.
+        let per_deployment = match self.buckets.get_mut(deployment_id) {
+            Some(m) => m,
+            None => self.buckets.entry(deployment_id.to_string()).or_default(),
+        };
+        let e = per_deployment.entry(b).or_default();
         e.0.push_row(row);
         e.1 = true;
     }
@@ -135,7 +137,11 @@ impl LiveSketches {
     /// Saves changed buckets (each server keeps its own row per bucket) and forgets old clean ones.
     pub async fn save(&mut self, store: &coreplex_store::Store, writer: &str, now_hint: i64) {
         let mut newest = now_hint;
-        for ((dep, bucket), (sketch, dirty)) in self.buckets.iter_mut() {
+        let all = self
+            .buckets
+            .iter_mut()
+            .flat_map(|(dep, m)| m.iter_mut().map(move |(b, e)| (dep, b, e)));
+        for (dep, bucket, (sketch, dirty)) in all {
             newest = newest.max(*bucket);
             if !*dirty {
                 continue;
@@ -152,8 +158,10 @@ impl LiveSketches {
                 Err(e) => tracing::warn!(error = %e, "could not save feature sketches"),
             }
         }
-        self.buckets
-            .retain(|(_, b), (_, dirty)| *dirty || *b >= newest - 2 * BUCKET_MS);
+        for m in self.buckets.values_mut() {
+            m.retain(|b, (_, dirty)| *dirty || *b >= newest - 2 * BUCKET_MS);
+        }
+        self.buckets.retain(|_, m| !m.is_empty());
     }
 }
 

@@ -263,47 +263,84 @@ enum LogMsg {
 #[derive(Clone)]
 pub struct PredictionLog {
     tx: mpsc::Sender<LogMsg>,
+    /// Wakes the writer from its linger when somebody waits for a flush.
+    urgent: Arc<tokio::sync::Notify>,
     pub written: Arc<AtomicU64>,
     pub failed: Arc<AtomicU64>,
 }
 
 const LOG_QUEUE: usize = 100_000;
 const LOG_BATCH: usize = 5_000;
+/// How long the writer lets a batch gather once a record arrives.
+const LOG_LINGER: std::time::Duration = std::time::Duration::from_millis(5);
 
 impl PredictionLog {
-    /// Starts the writer task; `writer` names this server in the saved drift sketches.
+    /// Starts the writer; `writer` names this server in the saved drift sketches. The returned
+    /// receiver resolves once the writer has written everything queued and stopped (after the last
+    /// handle is dropped).
+    ///
+    /// The writer runs on a thread of its own at a lower scheduling priority, with its own database
+    /// connection (on SQLite, its worker thread is created by, and so inherits the priority of, this
+    /// thread): when the cores are all busy, answering predictions comes first and the log catches up
+    /// in the gaps, its bounded queue pushing back on requests only if it falls far behind.
     pub fn start(
         store: coreplex_store::Store,
         writer: String,
-    ) -> (PredictionLog, tokio::task::JoinHandle<()>) {
+    ) -> (PredictionLog, oneshot::Receiver<()>) {
         let (tx, mut rx) = mpsc::channel::<LogMsg>(LOG_QUEUE);
         let written = Arc::new(AtomicU64::new(0));
         let failed = Arc::new(AtomicU64::new(0));
         let (w, f) = (written.clone(), failed.clone());
-        let task = tokio::spawn(async move {
+        let urgent = Arc::new(tokio::sync::Notify::new());
+        let urgent_rx = urgent.clone();
+        let (stopped_tx, stopped) = oneshot::channel();
+        let run = move || async move {
+            let store = match store.with_own_pool(2).await {
+                Ok(own) => own,
+                Err(e) => {
+                    tracing::warn!(error = %e, "the prediction log shares the server's database pool");
+                    store
+                }
+            };
             let mut batch = Vec::with_capacity(LOG_BATCH);
             let mut assignments = Vec::new();
             let mut waiting = Vec::new();
             let mut sketches = crate::drift::LiveSketches::default();
             let mut last_save = std::time::Instant::now();
             let mut latest_at = 0i64;
-            while let Some(first) = rx.recv().await {
+            loop {
+                // Linger after the first message so that a batch gathers without waking this task
+                // (and starting a transaction) for every prediction; a flush cuts the wait short.
+                let Some(first) = rx.recv().await else { break };
                 let mut next = Some(first);
-                while let Some(msg) = next.take() {
-                    match msg {
-                        LogMsg::Record(r, features) => {
-                            if let Some(f) = features {
-                                sketches.add(&r.deployment_id, r.at, &f);
+                let mut lingered = false;
+                loop {
+                    while let Some(msg) = next.take() {
+                        match msg {
+                            LogMsg::Record(r, features) => {
+                                if let Some(f) = features {
+                                    sketches.add(&r.deployment_id, r.at, &f);
+                                }
+                                latest_at = latest_at.max(r.at);
+                                batch.push(r)
                             }
-                            latest_at = latest_at.max(r.at);
-                            batch.push(r)
+                            LogMsg::Assignment(a) => assignments.push(a),
+                            LogMsg::Flush(done) => waiting.push(done),
                         }
-                        LogMsg::Assignment(a) => assignments.push(a),
-                        LogMsg::Flush(done) => waiting.push(done),
+                        if batch.len() < LOG_BATCH && assignments.len() < LOG_BATCH {
+                            next = rx.try_recv().ok();
+                        }
                     }
-                    if batch.len() < LOG_BATCH && assignments.len() < LOG_BATCH {
-                        next = rx.try_recv().ok();
+                    let full = batch.len() >= LOG_BATCH || assignments.len() >= LOG_BATCH;
+                    if lingered || full || !waiting.is_empty() {
+                        break;
                     }
+                    tokio::select! {
+                        _ = tokio::time::sleep(LOG_LINGER) => {}
+                        _ = urgent_rx.notified() => {}
+                    }
+                    lingered = true;
+                    next = rx.try_recv().ok();
                 }
                 if !batch.is_empty() {
                     let n = batch.len() as u64;
@@ -350,14 +387,33 @@ impl PredictionLog {
                     let _ = done.send(());
                 }
             }
-        });
+        };
+        let spawned = std::thread::Builder::new()
+            .name("prediction-log".into())
+            .spawn(move || {
+                lower_thread_priority();
+                match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt.block_on(run()),
+                    Err(e) => {
+                        tracing::error!(error = %e, "the prediction log writer could not start")
+                    }
+                }
+                let _ = stopped_tx.send(());
+            });
+        if let Err(e) = spawned {
+            tracing::error!(error = %e, "the prediction log writer thread could not start");
+        }
         (
             PredictionLog {
                 tx,
+                urgent,
                 written,
                 failed,
             },
-            task,
+            stopped,
         )
     }
 
@@ -384,7 +440,21 @@ impl PredictionLog {
     pub async fn flush(&self) {
         let (done, wait) = oneshot::channel();
         if self.tx.send(LogMsg::Flush(done)).await.is_ok() {
+            self.urgent.notify_one();
             let _ = wait.await;
+        }
+    }
+}
+
+/// Lowers the calling thread's scheduling priority (a nice value of 10; on Linux the nice value
+/// belongs to the thread). Threads it creates inherit it.
+fn lower_thread_priority() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: plain system calls on the calling thread; no memory is shared with them.
+    unsafe {
+        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+        if libc::setpriority(libc::PRIO_PROCESS, tid, 19) != 0 {
+            tracing::debug!("could not lower the prediction log writer's priority");
         }
     }
 }

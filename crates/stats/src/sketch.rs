@@ -295,12 +295,22 @@ impl NumericSketch {
     }
 
     fn capacity(&self, h: usize) -> usize {
-        let depth = (self.levels.len() - 1 - h) as i32;
-        ((K as f64 * CAPACITY_RATIO.powi(depth)).ceil() as usize).max(MIN_WIDTH)
+        capacity_at_depth(self.levels.len() - 1 - h)
     }
 
     fn total_capacity(&self) -> usize {
-        (0..self.levels.len()).map(|h| self.capacity(h)).sum()
+        // Checked on every push: a table lookup rather than a sum of powers.
+        static TOTALS: std::sync::LazyLock<Vec<usize>> = std::sync::LazyLock::new(|| {
+            let mut totals = vec![0];
+            for levels in 1..=64 {
+                totals.push(totals[levels - 1] + capacity_at_depth(levels - 1));
+            }
+            totals
+        });
+        match TOTALS.get(self.levels.len()) {
+            Some(&t) => t,
+            None => (0..self.levels.len()).map(|h| self.capacity(h)).sum(),
+        }
     }
 
     /// Compact the lowest over-full level until the sketch fits its capacity.
@@ -347,6 +357,11 @@ impl NumericSketch {
         self.rng = x;
         x.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 32
     }
+}
+
+/// Capacity of the compactor `depth` levels below the top one.
+fn capacity_at_depth(depth: usize) -> usize {
+    ((K as f64 * CAPACITY_RATIO.powi(depth as i32)).ceil() as usize).max(MIN_WIDTH)
 }
 
 /// Sorted items of a sketch with cumulative weights: the empirical CDF the sketch describes.

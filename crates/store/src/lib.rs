@@ -93,12 +93,24 @@ static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
 /// The database. Cheap to clone.
-#[derive(Clone, Debug)]
+/// The database. Cheap to clone.
+#[derive(Clone)]
 pub struct Store {
     pool: AnyPool,
     dialect: Dialect,
+    /// Where the database is, for [`Store::with_own_pool`]; may hold a password.
+    url: Arc<str>,
     /// SQLite allows one writer: writes queue here instead of failing with "database is locked".
     write_lock: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("dialect", &self.dialect)
+            .field("url", &redact_url(&self.url))
+            .finish()
+    }
 }
 
 impl Store {
@@ -113,41 +125,7 @@ impl Store {
         } else {
             return Err(Error::UnsupportedUrl(redact_url(url)));
         };
-        let pool = match dialect {
-            Dialect::Sqlite => {
-                let url = if url.contains('?') {
-                    url.to_string()
-                } else {
-                    format!("{url}?mode=rwc")
-                };
-                AnyPoolOptions::new()
-                    .max_connections(8)
-                    .acquire_timeout(Duration::from_secs(30))
-                    .after_connect(|conn, _| {
-                        Box::pin(async move {
-                            use sqlx::Executor;
-                            for pragma in [
-                                "PRAGMA journal_mode=WAL",
-                                "PRAGMA busy_timeout=10000",
-                                "PRAGMA foreign_keys=ON",
-                                "PRAGMA synchronous=NORMAL",
-                            ] {
-                                conn.execute(pragma).await?;
-                            }
-                            Ok(())
-                        })
-                    })
-                    .connect(&url)
-                    .await?
-            }
-            Dialect::Postgres => {
-                AnyPoolOptions::new()
-                    .max_connections(16)
-                    .acquire_timeout(Duration::from_secs(30))
-                    .connect(url)
-                    .await?
-            }
-        };
+        let pool = open_pool(url, dialect, None).await?;
         match dialect {
             Dialect::Sqlite => SQLITE_MIGRATIONS.run(&pool).await?,
             Dialect::Postgres => POSTGRES_MIGRATIONS.run(&pool).await?,
@@ -155,7 +133,20 @@ impl Store {
         Ok(Store {
             pool,
             dialect,
+            url: url.into(),
             write_lock: Arc::new(tokio::sync::Mutex::new(())),
+        })
+    }
+
+    /// Another handle to the same database with a pool of its own of at most `max_connections`,
+    /// sharing this one's write turns. A writer on a thread of its own uses it so that its
+    /// connections (and, on SQLite, their worker threads) are created on that thread.
+    pub async fn with_own_pool(&self, max_connections: u32) -> Result<Store> {
+        Ok(Store {
+            pool: open_pool(&self.url, self.dialect, Some(max_connections)).await?,
+            dialect: self.dialect,
+            url: self.url.clone(),
+            write_lock: self.write_lock.clone(),
         })
     }
 
@@ -366,6 +357,52 @@ pub enum IdempotencyClaim {
     InProgress,
     /// The key was used for another request (path or body differ).
     Mismatch { path: String },
+}
+
+/// Opens a connection pool (`max_connections` defaults per dialect).
+async fn open_pool(url: &str, dialect: Dialect, max_connections: Option<u32>) -> Result<AnyPool> {
+    let pool = match dialect {
+        Dialect::Sqlite => {
+            let url = if url.contains('?') {
+                url.to_string()
+            } else {
+                format!("{url}?mode=rwc")
+            };
+            AnyPoolOptions::new()
+                .max_connections(max_connections.unwrap_or(8))
+                .acquire_timeout(Duration::from_secs(30))
+                .after_connect(|conn, _| {
+                    Box::pin(async move {
+                        use sqlx::Executor;
+                        for pragma in [
+                            "PRAGMA journal_mode=WAL",
+                            "PRAGMA busy_timeout=10000",
+                            "PRAGMA foreign_keys=ON",
+                            "PRAGMA synchronous=NORMAL",
+                            // The prediction log's indexes outgrow SQLite's default 2 MiB page
+                            // cache within minutes of traffic; re-reading evicted pages was a
+                            // large share of the log writer's time. The cache is allocated as
+                            // pages are used, so small databases do not pay for it.
+                            "PRAGMA cache_size=-65536",
+                            "PRAGMA mmap_size=268435456",
+                        ] {
+                            conn.execute(pragma).await?;
+                        }
+                        Ok(())
+                    })
+                })
+                .connect(&url)
+                .await?
+        }
+        Dialect::Postgres => {
+            AnyPoolOptions::new()
+                .max_connections(max_connections.unwrap_or(16))
+                .acquire_timeout(Duration::from_secs(30))
+                .connect(url)
+                .await?
+        }
+    };
+    Ok(pool)
 }
 
 /// Hides the password of a database URL for messages and logs.

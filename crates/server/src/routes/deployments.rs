@@ -480,7 +480,10 @@ async fn predict(
         }
         (None, Some(rid)) if rows.len() == 1 => vec![rid],
         (None, Some(rid)) => (0..rows.len()).map(|i| format!("{rid}-{i}")).collect(),
-        (None, None) => (0..rows.len()).map(|_| ids::new_id("req")).collect(),
+        // Ids that sort by time keep the prediction log's primary-key index append-mostly.
+        (None, None) => (0..rows.len())
+            .map(|_| ids::new_sortable_id("req", at))
+            .collect(),
     };
     if ep.variants.is_empty() {
         return Err(ApiError::conflict(format!(
