@@ -137,25 +137,23 @@ impl LiveSketches {
     /// Saves changed buckets (each server keeps its own row per bucket) and forgets old clean ones.
     pub async fn save(&mut self, store: &coreplex_store::Store, writer: &str, now_hint: i64) {
         let mut newest = now_hint;
-        let all = self
-            .buckets
-            .iter_mut()
-            .flat_map(|(dep, m)| m.iter_mut().map(move |(b, e)| (dep, b, e)));
-        for (dep, bucket, (sketch, dirty)) in all {
-            newest = newest.max(*bucket);
-            if !*dirty {
-                continue;
-            }
-            let text = match serde_json::to_string(sketch) {
-                Ok(t) => t,
-                Err(_) => continue,
-            };
-            match store
-                .put_feature_sketch(dep, *bucket, writer, sketch.rows, &text, now_hint)
-                .await
-            {
-                Ok(()) => *dirty = false,
-                Err(e) => tracing::warn!(error = %e, "could not save feature sketches"),
+        for (dep, per_deployment) in self.buckets.iter_mut() {
+            for (bucket, (sketch, dirty)) in per_deployment.iter_mut() {
+                newest = newest.max(*bucket);
+                if !*dirty {
+                    continue;
+                }
+                let text = match serde_json::to_string(sketch) {
+                    Ok(t) => t,
+                    Err(_) => continue,
+                };
+                match store
+                    .put_feature_sketch(dep, *bucket, writer, sketch.rows, &text, now_hint)
+                    .await
+                {
+                    Ok(()) => *dirty = false,
+                    Err(e) => tracing::warn!(error = %e, "could not save feature sketches"),
+                }
             }
         }
         for m in self.buckets.values_mut() {

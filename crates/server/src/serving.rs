@@ -279,10 +279,10 @@ impl PredictionLog {
     /// receiver resolves once the writer has written everything queued and stopped (after the last
     /// handle is dropped).
     ///
-    /// The writer runs on a thread of its own at a lower scheduling priority, with its own database
-    /// connection (on SQLite, its worker thread is created by, and so inherits the priority of, this
-    /// thread): when the cores are all busy, answering predictions comes first and the log catches up
-    /// in the gaps, its bounded queue pushing back on requests only if it falls far behind.
+    /// On SQLite the writer runs on a thread of its own at the lowest scheduling priority, with its
+    /// own database connection (whose SQLite worker thread it creates, and which so inherits that
+    /// priority): when the cores are all busy, answering predictions comes first and the log catches
+    /// up in the gaps, its bounded queue pushing back on requests only if it falls far behind.
     pub fn start(
         store: coreplex_store::Store,
         writer: String,
@@ -294,13 +294,18 @@ impl PredictionLog {
         let urgent = Arc::new(tokio::sync::Notify::new());
         let urgent_rx = urgent.clone();
         let (stopped_tx, stopped) = oneshot::channel();
+        let sqlite = store.dialect() == coreplex_store::Dialect::Sqlite;
         let run = move || async move {
-            let store = match store.with_own_pool(2).await {
-                Ok(own) => own,
-                Err(e) => {
-                    tracing::warn!(error = %e, "the prediction log shares the server's database pool");
-                    store
+            let store = if sqlite {
+                match store.with_own_pool(2).await {
+                    Ok(own) => own,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "the prediction log shares the server's database pool");
+                        store
+                    }
                 }
+            } else {
+                store
             };
             let mut batch = Vec::with_capacity(LOG_BATCH);
             let mut assignments = Vec::new();
@@ -388,23 +393,34 @@ impl PredictionLog {
                 }
             }
         };
-        let spawned = std::thread::Builder::new()
-            .name("prediction-log".into())
-            .spawn(move || {
-                lower_thread_priority();
-                match tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                {
-                    Ok(rt) => rt.block_on(run()),
-                    Err(e) => {
-                        tracing::error!(error = %e, "the prediction log writer could not start")
+        if sqlite {
+            // A runtime with timers only: the SQLite driver needs no sockets, and a second runtime
+            // with an I/O driver would also watch the process's signals (and could swallow the
+            // SIGTERM meant for the server's shutdown).
+            let spawned = std::thread::Builder::new()
+                .name("prediction-log".into())
+                .spawn(move || {
+                    lower_thread_priority();
+                    match tokio::runtime::Builder::new_current_thread()
+                        .enable_time()
+                        .build()
+                    {
+                        Ok(rt) => rt.block_on(run()),
+                        Err(e) => {
+                            tracing::error!(error = %e, "the prediction log writer could not start")
+                        }
                     }
-                }
+                    let _ = stopped_tx.send(());
+                });
+            if let Err(e) = spawned {
+                tracing::error!(error = %e, "the prediction log writer thread could not start");
+            }
+        } else {
+            // PostgreSQL does the work in its own processes: the writer is a task like any other.
+            tokio::spawn(async move {
+                run().await;
                 let _ = stopped_tx.send(());
             });
-        if let Err(e) = spawned {
-            tracing::error!(error = %e, "the prediction log writer thread could not start");
         }
         (
             PredictionLog {
@@ -446,15 +462,20 @@ impl PredictionLog {
     }
 }
 
-/// Lowers the calling thread's scheduling priority (a nice value of 10; on Linux the nice value
-/// belongs to the thread). Threads it creates inherit it.
+/// Moves the calling thread to the idle scheduling class (Linux `SCHED_IDLE`; a nice value of 19
+/// where that is refused): a thread answering a request preempts it at once on waking, while it
+/// still gets a small share of a busy machine. Threads it creates inherit the class.
 fn lower_thread_priority() {
     #[cfg(target_os = "linux")]
-    // SAFETY: plain system calls on the calling thread; no memory is shared with them.
+    // SAFETY: plain system calls on the calling thread with a parameter block that lives across
+    // the call; no memory is shared with them.
     unsafe {
-        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
-        if libc::setpriority(libc::PRIO_PROCESS, tid, 19) != 0 {
-            tracing::debug!("could not lower the prediction log writer's priority");
+        let param = libc::sched_param { sched_priority: 0 };
+        if libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) != 0 {
+            let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+            if libc::setpriority(libc::PRIO_PROCESS, tid, 19) != 0 {
+                tracing::debug!("could not lower the prediction log writer's priority");
+            }
         }
     }
 }
