@@ -279,7 +279,7 @@ impl PredictionLog {
     /// receiver resolves once the writer has written everything queued and stopped (after the last
     /// handle is dropped).
     ///
-    /// On SQLite the writer runs on a thread of its own at the lowest scheduling priority, with its
+    /// On SQLite the writer runs on a thread of its own at the lowest priority, with its
     /// own database connection (whose SQLite worker thread it creates, and which so inherits that
     /// priority): when the cores are all busy, answering predictions comes first and the log catches
     /// up in the gaps, its bounded queue pushing back on requests only if it falls far behind.
@@ -462,20 +462,16 @@ impl PredictionLog {
     }
 }
 
-/// Moves the calling thread to the idle scheduling class (Linux `SCHED_IDLE`; a nice value of 19
-/// where that is refused): a thread answering a request preempts it at once on waking, while it
-/// still gets a small share of a busy machine. Threads it creates inherit the class.
+/// Gives the calling thread the lowest priority of its class (a nice value of 19; on Linux the nice
+/// value belongs to the thread). Threads it creates inherit it. (The idle class, `SCHED_IDLE`,
+/// starved the writer on a saturated machine until its queue pushed back on requests.)
 fn lower_thread_priority() {
     #[cfg(target_os = "linux")]
-    // SAFETY: plain system calls on the calling thread with a parameter block that lives across
-    // the call; no memory is shared with them.
+    // SAFETY: plain system calls on the calling thread; no memory is shared with them.
     unsafe {
-        let param = libc::sched_param { sched_priority: 0 };
-        if libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) != 0 {
-            let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
-            if libc::setpriority(libc::PRIO_PROCESS, tid, 19) != 0 {
-                tracing::debug!("could not lower the prediction log writer's priority");
-            }
+        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+        if libc::setpriority(libc::PRIO_PROCESS, tid, 19) != 0 {
+            tracing::debug!("could not lower the prediction log writer's priority");
         }
     }
 }
