@@ -62,7 +62,6 @@ impl FromRequestParts<AppState> for Principal {
         })?;
         let hash = hash_key(secret);
         if let Some(p) = state.auth.principal(&hash) {
-            parts.extensions.insert(p.clone());
             return Ok(p);
         }
         let key = state
@@ -168,8 +167,13 @@ const AUTH_TTL: std::time::Duration = std::time::Duration::from_secs(5);
 #[derive(Default)]
 pub struct AuthCache {
     keys: std::sync::Mutex<std::collections::HashMap<String, (Principal, std::time::Instant)>>,
-    roles:
-        std::sync::Mutex<std::collections::HashMap<(String, String), (Role, std::time::Instant)>>,
+    /// Key id → project id → role: looked up by reference, without building a key per request.
+    roles: std::sync::Mutex<
+        std::collections::HashMap<
+            String,
+            std::collections::HashMap<String, (Role, std::time::Instant)>,
+        >,
+    >,
 }
 
 impl AuthCache {
@@ -195,7 +199,7 @@ impl AuthCache {
             m.retain(|_, (p, _)| p.key_id != key_id);
         }
         if let Ok(mut m) = self.roles.lock() {
-            m.retain(|(k, _), _| k != key_id);
+            m.remove(key_id);
         }
     }
 
@@ -214,9 +218,9 @@ impl AuthCache {
         project_id: &str,
         action: Action,
     ) -> ApiResult<()> {
-        let key = (p.key_id.clone(), project_id.to_string());
         let cached = self.roles.lock().ok().and_then(|m| {
-            m.get(&key)
+            m.get(&p.key_id)
+                .and_then(|projects| projects.get(project_id))
                 .filter(|(_, t)| t.elapsed() < AUTH_TTL)
                 .map(|(r, _)| *r)
         });
@@ -228,7 +232,9 @@ impl AuthCache {
                     if m.len() > 100_000 {
                         m.clear();
                     }
-                    m.insert(key, (r, std::time::Instant::now()));
+                    m.entry(p.key_id.clone())
+                        .or_default()
+                        .insert(project_id.to_string(), (r, std::time::Instant::now()));
                 }
                 r
             }
