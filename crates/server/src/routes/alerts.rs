@@ -48,11 +48,62 @@ fn redact_channel(ch: &serde_json::Value) -> serde_json::Value {
             }
         }
         if let Some(s) = o.get("secret").and_then(|v| v.as_str()) {
-            let shown: String = s.chars().take(8).collect();
+            // A generated secret's `whsec_` prefix, or a user's first 4 characters: enough to tell
+            // secrets apart, too little to help guess one.
+            let shown: String = if s.starts_with("whsec_") {
+                "whsec_".into()
+            } else {
+                s.chars().take(4).collect()
+            };
             o.insert("secret".into(), json!(format!("{shown}…")));
         }
     }
     out
+}
+
+/// A PATCH may send back channels as a GET showed them. Each redacted value (URL or secret) is
+/// replaced by the stored value it stands for — the same channel position, type and redacted form —
+/// so that editing another field never overwrites a webhook URL with its redacted form. A redacted
+/// value that matches nothing stored is refused.
+fn restore_redacted(
+    channels: &mut [serde_json::Value],
+    stored: &serde_json::Value,
+) -> ApiResult<()> {
+    for (i, ch) in channels.iter_mut().enumerate() {
+        let old = stored.get(i).filter(|o| o.get("type") == ch.get("type"));
+        let Some(o) = ch.as_object_mut() else {
+            continue;
+        };
+        for k in ["webhook_url", "url", "secret"] {
+            let Some(given) = o.get(k).and_then(|v| v.as_str()) else {
+                continue;
+            };
+            if !given.contains('…') {
+                continue;
+            }
+            let original = old
+                .and_then(|old| old.get(k))
+                .filter(|v| {
+                    let mut one = serde_json::Map::new();
+                    one.insert(k.to_string(), (*v).clone());
+                    redact_channel(&serde_json::Value::Object(one))[k].as_str() == Some(given)
+                })
+                .cloned();
+            match original {
+                Some(v) => {
+                    o.insert(k.into(), v);
+                }
+                None => {
+                    return Err(ApiError::invalid(
+                        &format!("channels[{i}].{k}"),
+                        "this is the redacted form the API shows; give the full value, or send \
+                         the channel back unchanged in its place",
+                    ))
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 #[derive(Serialize, ToSchema)]
@@ -125,7 +176,14 @@ fn check_channels(channels: &mut [serde_json::Value]) -> ApiResult<Vec<serde_jso
         let field = |k: &str| format!("channels[{i}].{k}");
         let url_ok = |v: &serde_json::Value| {
             v.as_str()
-                .map(|u| u.starts_with("https://") || u.starts_with("http://"))
+                .and_then(|u| {
+                    u.strip_prefix("https://")
+                        .or_else(|| u.strip_prefix("http://"))
+                })
+                .map(|rest| {
+                    let host = rest.split(['/', '?', '#']).next().unwrap_or("");
+                    !host.is_empty() && !host.starts_with(':') && !rest.contains('…')
+                })
                 .unwrap_or(false)
         };
         match ch["type"].as_str() {
@@ -392,6 +450,7 @@ async fn update_alert(
         after.threshold = t;
     }
     if let Some(mut ch) = req.channels {
+        restore_redacted(&mut ch, &before.channels)?;
         generated = check_channels(&mut ch)?;
         after.channels = json!(ch);
     }

@@ -5,7 +5,7 @@ use crate::helpers::*;
 use crate::receivers::{HttpReceiver, SmtpReceiver};
 use coreplex_server::{config::SmtpConfig, worker};
 use hmac::{Hmac, Mac};
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 use serde_json::{json, Map, Value};
 use sha2::Sha256;
 
@@ -492,4 +492,71 @@ async fn alert_input_is_checked_field_by_field() {
         assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{field}");
         assert!(r.message().starts_with(want), "{field}: {}", r.message());
     }
+
+    // A webhook URL needs a host.
+    let mut body = base.clone();
+    body["channels"] = json!([{"type": "webhook", "url": "https:///hooks/x"}]);
+    let r = t.post("/api/v1/alerts", &t.admin, body).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        r.message().starts_with("channels[0].url: "),
+        "{}",
+        r.message()
+    );
+
+    // Sending the channels back as a GET shows them (redacted) keeps the stored URL and secret.
+    let url = "http://127.0.0.1:9/hooks/T0KEN-in-the-path";
+    let secret = "s3cret-of-sixteen-chars";
+    let mut body = base.clone();
+    body["channels"] = json!([{"type": "webhook", "url": url, "secret": secret}]);
+    let created = t.post("/api/v1/alerts", &t.admin, body).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
+    let id = created.body["id"].as_str().unwrap().to_string();
+    let shown = t.get(&format!("/api/v1/alerts/{id}"), &t.admin).await.body;
+    assert_eq!(shown["channels"][0]["url"], "http://127.0.0.1:9/…");
+    assert!(!shown["channels"][0]["secret"]
+        .as_str()
+        .unwrap()
+        .contains("s3cret"));
+    let r = t
+        .call(
+            Method::PATCH,
+            &format!("/api/v1/alerts/{id}"),
+            &t.admin,
+            Some(json!({"name": "renamed", "channels": shown["channels"]})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    let org = t.get("/api/v1/projects", &t.admin).await.body["items"][0]["org_id"]
+        .as_str()
+        .map(str::to_string);
+    let stored = match org {
+        Some(org) => t
+            .app
+            .state
+            .store
+            .get_alert(&org, &id)
+            .await
+            .unwrap()
+            .unwrap(),
+        None => panic!("no project listed"),
+    };
+    assert_eq!(stored.name, "renamed");
+    assert_eq!(stored.channels[0]["url"], url);
+    assert_eq!(stored.channels[0]["secret"], secret);
+    // A redacted value that stands for nothing stored is refused, naming the field.
+    let r = t
+        .call(
+            Method::PATCH,
+            &format!("/api/v1/alerts/{id}"),
+            &t.admin,
+            Some(json!({"channels": [{"type": "webhook", "url": "http://elsewhere.example/…"}]})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        r.message().starts_with("channels[0].url: "),
+        "{}",
+        r.message()
+    );
 }
