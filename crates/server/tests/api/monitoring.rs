@@ -215,6 +215,19 @@ async fn concept_drift_is_sustained_degradation_against_the_validation_metric() 
         .await
         .ok();
     assert_eq!(r["drifted"], true, "{r}");
+    // A regression metric on a classifier is refused, naming the field.
+    let r = t
+        .get(
+            &format!("/api/v1/deployments/{dep}/concept-drift?metric=rmse"),
+            &t.admin,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        r.message().starts_with("metric: `rmse` does not apply"),
+        "{}",
+        r.message()
+    );
 }
 
 #[tokio::test]
