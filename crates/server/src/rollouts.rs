@@ -100,6 +100,12 @@ pub async fn start(
             d.name
         )));
     }
+    if let Some(t) = state.store.running_ab_test(&d.id).await? {
+        return Err(ApiError::conflict(format!(
+            "A/B test {} ({}) is running on {}; stop it (choosing a winner or not) before a rollout",
+            t.id, t.name, d.name
+        )));
+    }
     if d.serving_model_id.as_deref() == Some(model.id.as_str()) {
         return Err(ApiError::conflict(format!(
             "{} already serves {}",

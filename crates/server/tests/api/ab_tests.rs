@@ -568,6 +568,16 @@ async fn stopping_with_a_winner_switches_the_deployment_and_records_the_decision
     for (i, (row, _)) in rows.iter().take(20).enumerate() {
         predict(&t, &dep, row, json!({"entity_id": format!("e{i}")})).await;
     }
+    // While the test routes traffic, a rollout would fight it for the deployment: refused.
+    let r = t
+        .post(
+            &format!("/api/v1/deployments/{dep}/rollouts"),
+            &t.admin,
+            json!({"model_id": b, "strategy": "direct"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{:?}", r.body);
+    assert!(r.message().contains("is running on"), "{}", r.message());
     let r = t
         .post(
             &format!("/api/v1/ab-tests/{abt}/stop"),
