@@ -4,13 +4,16 @@
 //! Splits (seeded, stratified for classification): below 5,000 rows every row is cross-validated in 5
 //! folds — each model's out-of-fold predictions give its metrics and the ensembles' training data, the
 //! leaderboard ranks by them, and the model kept is refitted on all rows (no holdout: a tenth of a few
-//! hundred rows would only add noise). From 5,000 rows on, 10% of the rows are a holdout every model is
+//! hundred rows would only add noise). Boosting early-stops all folds at one iteration count, the best
+//! for the folds' mean validation loss, which the refit then uses. An ensemble leads a cross-validated
+//! leaderboard only if it beats the best single model by more than one standard error of their paired
+//! per-fold difference. From 5,000 rows on, 10% of the rows are a holdout every model is
 //! scored and ranked on; models train on 90% of the rest and early-stop on the other 10%, whose
 //! predictions train the ensembles.
 //!
 //! Budget: base models train until `max_runtime_secs` minus a reserve for the ensembles; a model still
 //! training at the deadline stops there and is kept with the iterations it has. Nothing new starts after
-//! the deadline.
+//! the deadline, and the ensembles are skipped once the whole budget is spent.
 
 use crate::data::{resolve_target, FeatureSchema, IgnoredColumn, Matrix, Scheme, Splits, Target};
 use crate::forest::Forest;
@@ -127,7 +130,8 @@ pub struct Leaderboard {
     pub task: Task,
     /// Canonical (lower-case) name of the metric models are ranked by.
     pub stopping_metric: String,
-    /// Best first.
+    /// Best first by the ranking metric; under cross-validation, a single model within one standard
+    /// error of a leading ensemble leads in its place (see `prefer_single_model`).
     pub models: Vec<TrainedModel>,
     pub holdout_rows: usize,
     pub train_rows: usize,
@@ -488,30 +492,41 @@ impl Search<'_> {
                 (out.booster, it, l1)
             }
             Datasets::Cv { folds, all } => {
-                let mut l1 = vec![0.0; n_learn * shape.width()];
-                let mut iters = Vec::new();
-                for (tr, va, x_va, pos) in folds {
-                    let out = lgbm::train(
-                        tr,
-                        if s.forest { None } else { Some(va) },
-                        &params,
-                        max_iter,
-                        patience,
-                        hib,
-                        ctl,
-                    )?;
-                    at_deadline |= out.stopped_by_deadline;
-                    iters.push(out.booster.iterations()?.max(1));
-                    let p = transform(shape, &out.booster.predict_raw(x_va, k, s.forest)?, k);
-                    let w = shape.width();
+                let w = shape.width();
+                let mut l1 = vec![0.0; n_learn * w];
+                let mut scatter = |p: Vec<f64>, pos: &[usize]| {
                     for (r, &at) in pos.iter().enumerate() {
                         l1[at * w..(at + 1) * w].copy_from_slice(&p[r * w..(r + 1) * w]);
                     }
-                }
-                // The refit uses the folds' mean best iteration count, like H2O's main model after CV.
-                let n_iter = (iters.iter().sum::<usize>() as f64 / iters.len() as f64)
-                    .round()
-                    .max(1.0) as usize;
+                };
+                let n_iter = match patience {
+                    // Boosting: one early-stopping point for all folds (see `lgbm::train_cv`).
+                    Some(patience) => {
+                        let pairs: Vec<(&LgbDataset, &LgbDataset)> =
+                            folds.iter().map(|(tr, va, _, _)| (tr, va)).collect();
+                        let (boosters, n_iter, stopped) =
+                            lgbm::train_cv(&pairs, &params, max_iter, patience, ctl)?;
+                        at_deadline |= stopped;
+                        for (b, (_, _, x_va, pos)) in boosters.iter().zip(folds) {
+                            scatter(transform(shape, &b.predict_raw(x_va, k, false)?, k), pos);
+                        }
+                        n_iter
+                    }
+                    None => {
+                        let mut iters = Vec::new();
+                        for (tr, _, x_va, pos) in folds {
+                            let out = lgbm::train(tr, None, &params, max_iter, None, hib, ctl)?;
+                            at_deadline |= out.stopped_by_deadline;
+                            iters.push(out.booster.iterations()?.max(1));
+                            let raw = out.booster.predict_raw(x_va, k, s.forest)?;
+                            scatter(transform(shape, &raw, k), pos);
+                        }
+                        (iters.iter().sum::<usize>() as f64 / iters.len() as f64)
+                            .round()
+                            .max(1.0) as usize
+                    }
+                };
+                // The refit on all rows trains for the cross-validated iteration count.
                 let out = lgbm::train(all, None, &params, n_iter, None, hib, ctl)?;
                 at_deadline |= out.stopped_by_deadline;
                 let it = out.booster.iterations()?;
@@ -703,6 +718,33 @@ impl Search<'_> {
         }
     }
 
+    /// Out-of-fold metrics, pooled over the folds.
+    fn oof_metrics(&self, oof: &[f64]) -> BTreeMap<String, f64> {
+        evaluate(self.shape.task, &self.y_l1, oof, self.shape.classes)
+    }
+
+    /// The ranking metric in each cross-validation fold (empty without cross-validation).
+    fn fold_values(&self, oof: &[f64]) -> Vec<f64> {
+        let Scheme::CrossValidation { fold, k, .. } = &self.splits.scheme else {
+            return Vec::new();
+        };
+        let w = self.shape.width();
+        (0..*k)
+            .map(|f| {
+                let idx: Vec<usize> = (0..fold.len()).filter(|&p| fold[p] == f).collect();
+                let y: Vec<f64> = idx.iter().map(|&i| self.y_l1[i]).collect();
+                let p: Vec<f64> = idx
+                    .iter()
+                    .flat_map(|&i| oof[i * w..(i + 1) * w].to_vec())
+                    .collect();
+                evaluate(self.shape.task, &y, &p, self.shape.classes)
+                    .get(&self.metric)
+                    .copied()
+                    .unwrap_or(f64::NAN)
+            })
+            .collect()
+    }
+
     fn class_labels(&self) -> Option<Vec<String>> {
         self.classes.clone()
     }
@@ -726,9 +768,7 @@ impl Search<'_> {
             None => scorer.predict(self.shape, &self.x_hold)?,
         };
         tracing::debug!(model = %name, secs = t.elapsed().as_secs_f64(), "holdout predictions");
-        let cv_metrics = self
-            .cv()
-            .then(|| evaluate(self.shape.task, &self.y_l1, &level1, self.shape.classes));
+        let cv_metrics = self.cv().then(|| self.oof_metrics(&level1));
         let metrics = self.holdout_metrics(&holdout, &cv_metrics);
         let t = Instant::now();
         let onnx = self.export(&name, family, &scorer)?;
@@ -763,9 +803,17 @@ impl Search<'_> {
         name: &str,
         bases: &[BaseResult],
         members: &[usize],
-    ) -> Result<TrainedModel> {
+        selection: bool,
+    ) -> Result<(TrainedModel, Vec<f64>)> {
         let started = Instant::now();
         let shape = self.shape;
+        let fit = |preds: &[&[f64]], y: &[f64]| {
+            if selection {
+                stack::select(shape, preds, y, &self.metric)
+            } else {
+                stack::fit(shape, preds, y)
+            }
+        };
         let l1: Vec<&[f64]> = members
             .iter()
             .map(|&i| bases[i].level1.as_slice())
@@ -774,8 +822,9 @@ impl Search<'_> {
             .iter()
             .map(|&i| bases[i].holdout.as_slice())
             .collect();
-        let blend = stack::fit(shape, &l1, &self.y_l1);
+        let blend = fit(&l1, &self.y_l1);
         let hold_pred = stack::apply(shape, &blend, &hold, self.y_hold.len());
+        let mut folds = Vec::new();
         let cv_metrics = match &self.splits.scheme {
             Scheme::CrossValidation { fold, k, .. } => {
                 let w = shape.width();
@@ -792,14 +841,15 @@ impl Search<'_> {
                     let va_preds: Vec<Vec<f64>> = l1.iter().map(|p| pick(p, &va)).collect();
                     let ytr: Vec<f64> = tr.iter().map(|&i| self.y_l1[i]).collect();
                     let refs: Vec<&[f64]> = tr_preds.iter().map(|v| v.as_slice()).collect();
-                    let b = stack::fit(shape, &refs, &ytr);
+                    let b = fit(&refs, &ytr);
                     let vrefs: Vec<&[f64]> = va_preds.iter().map(|v| v.as_slice()).collect();
                     let out = stack::apply(shape, &b, &vrefs, va.len());
                     for (r, &at) in va.iter().enumerate() {
                         oof[at * w..(at + 1) * w].copy_from_slice(&out[r * w..(r + 1) * w]);
                     }
                 }
-                Some(evaluate(shape.task, &self.y_l1, &oof, shape.classes))
+                folds = self.fold_values(&oof);
+                Some(self.oof_metrics(&oof))
             }
             Scheme::Blending { .. } => None,
         };
@@ -813,8 +863,21 @@ impl Search<'_> {
             .zip(&blend.weights)
             .map(|(n, w)| (n.to_string(), json!(w)))
             .collect();
+        let metalearner = if selection {
+            format!(
+                "ensemble selection (Caruana et al. 2004) by {}, {} rounds: weighted mean of the {}",
+                self.metric,
+                stack::SELECTION_ROUNDS,
+                if shape.task == Task::Regression { "predictions" } else { "probabilities" }
+            )
+        } else if shape.task == Task::Regression {
+            "non-negative linear regression".to_string()
+        } else {
+            "non-negative log-linear pooling (multinomial logistic on log-probabilities)"
+                .to_string()
+        };
         let hp = json!({
-            "metalearner": if shape.task == Task::Regression { "non-negative linear regression" } else { "non-negative log-linear pooling (multinomial logistic on log-probabilities)" },
+            "metalearner": metalearner,
             "metalearner_training": if self.cv() { "out-of-fold predictions" } else { "validation-split predictions (blending)" },
             "base_models": names,
             "weights": weights,
@@ -827,9 +890,10 @@ impl Search<'_> {
                 .collect(),
             weights: blend.weights.clone(),
             bias: blend.bias.clone(),
+            linear: blend.linear,
         };
         let onnx = self.export(name, "stacked", &scorer)?;
-        Ok(TrainedModel {
+        let model = TrainedModel {
             name: name.to_string(),
             family: "stacked".into(),
             hyperparameters: hp,
@@ -842,8 +906,52 @@ impl Search<'_> {
             scorer,
             schema: self.schema.clone(),
             shape,
-        })
+        };
+        Ok((model, folds))
     }
+}
+
+/// The one-standard-error rule (Breiman et al., *Classification and Regression Trees*, 1984) between
+/// ensembles and single models: when the leader is a stacked ensemble, the best single model leads
+/// instead unless the ensemble beats it by more than one standard error of their paired per-fold
+/// difference. A few hundred rows cannot tell such a margin from fold-to-fold noise, and the single
+/// model is the simpler of the two. `models` is sorted best first; `folds` holds each model's ranking
+/// metric per fold.
+fn prefer_single_model(
+    models: &mut [TrainedModel],
+    folds: &BTreeMap<String, Vec<f64>>,
+    higher_is_better: bool,
+) {
+    let Some(leader) = models.first() else { return };
+    if leader.family != "stacked" {
+        return;
+    }
+    let Some(single) = models.iter().position(|m| m.family != "stacked") else {
+        return;
+    };
+    let (Some(a), Some(b)) = (folds.get(&leader.name), folds.get(&models[single].name)) else {
+        return;
+    };
+    if !beats_beyond_noise(a, b, higher_is_better) {
+        models[..=single].rotate_right(1);
+    }
+}
+
+/// Whether `a` beats `b` by more than one standard error of their paired per-fold differences.
+fn beats_beyond_noise(a: &[f64], b: &[f64], higher_is_better: bool) -> bool {
+    let d: Vec<f64> = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| if higher_is_better { x - y } else { y - x })
+        .collect();
+    if d.len() < 2 || d.iter().any(|v| !v.is_finite()) {
+        // No estimate of the noise: the ranking stands.
+        return true;
+    }
+    let k = d.len() as f64;
+    let mean = d.iter().sum::<f64>() / k;
+    let sd = (d.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (k - 1.0)).sqrt();
+    mean > sd / k.sqrt()
 }
 
 /// Runs an experiment: trains up to `max_models` base models within `max_runtime_secs`, then the
@@ -1020,6 +1128,10 @@ pub fn run_experiment(
         }
     };
     let mut models: Vec<TrainedModel> = Vec::new();
+    let mut fold_values: BTreeMap<String, Vec<f64>> = bases
+        .iter()
+        .map(|b| (b.model.name.clone(), search.fold_values(&b.level1)))
+        .collect();
     if bases.len() >= 2 {
         let mut best_of: BTreeMap<&str, usize> = BTreeMap::new();
         for (i, b) in bases.iter().enumerate() {
@@ -1033,14 +1145,24 @@ pub fn run_experiment(
         let mut fam: Vec<usize> = best_of.values().copied().collect();
         fam.sort_unstable();
         let all: Vec<usize> = (0..bases.len()).collect();
-        for (name, members) in [("stacked_best_of_family", fam), ("stacked_all", all)] {
+        for (name, members, selection) in [
+            ("stacked_best_of_family", fam, false),
+            ("stacked_all", all.clone(), false),
+            ("stacked_selection", all, true),
+        ] {
             if members.len() < 2 {
                 continue;
+            }
+            if budget.map(|b| start.elapsed() >= b).unwrap_or(false) {
+                // The budget is spent: keep what was trained.
+                break;
             }
             if !progress(fraction(bases.len()), &format!("training {name}")) {
                 return Err(Error::Cancelled);
             }
-            models.push(search.ensemble(name, &bases, &members)?);
+            let (model, f) = search.ensemble(name, &bases, &members, selection)?;
+            fold_values.insert(model.name.clone(), f);
+            models.push(model);
         }
     }
     let train_rows = search.l1_rows.len()
@@ -1068,6 +1190,9 @@ pub fn run_experiment(
             _ => std::cmp::Ordering::Equal,
         }
     });
+    if cv {
+        prefer_single_model(&mut models, &fold_values, higher_is_better(&metric));
+    }
     let elapsed = start.elapsed().as_secs_f64();
     progress(
         1.0,
@@ -1084,4 +1209,27 @@ pub fn run_experiment(
         rows_without_target: table.n_rows() - target.rows.len(),
         elapsed_secs: elapsed,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::beats_beyond_noise;
+
+    #[test]
+    fn an_ensemble_leads_only_when_it_wins_beyond_fold_noise() {
+        // RMSE per fold: the ensemble is better on average, but not consistently across folds.
+        let single = [50.0, 56.0, 53.0, 58.0, 54.0];
+        let noisy = [49.0, 57.5, 52.0, 58.5, 53.0];
+        assert!(!beats_beyond_noise(&noisy, &single, false));
+        // Better in every fold by about the same margin: a real improvement.
+        let steady = [49.0, 55.1, 52.0, 57.2, 53.1];
+        assert!(beats_beyond_noise(&steady, &single, false));
+        // AUC (higher is better), and a tie.
+        assert!(beats_beyond_noise(
+            &[0.91, 0.92, 0.9],
+            &[0.9, 0.91, 0.89],
+            true
+        ));
+        assert!(!beats_beyond_noise(&[0.9, 0.9], &[0.9, 0.9], true));
+    }
 }

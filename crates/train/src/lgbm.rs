@@ -289,3 +289,72 @@ pub(crate) fn train(
         stopped_by_deadline,
     })
 }
+
+/// Cross-validated boosting: trains one booster per fold (`(train, valid)` pairs) in lockstep and
+/// early-stops them all at one iteration count, the one that minimises the mean of the folds'
+/// validation losses (the first metric in `params`, lower is better), as LightGBM's and XGBoost's `cv`
+/// do. One count chosen on all folds, rather than one per fold on that fold's own rows, keeps each
+/// fold's out-of-fold predictions from being tuned to the rows they score, and is the count the model
+/// refitted on all rows uses. Returns the boosters (rolled back to that count), the count, and whether
+/// the deadline stopped training.
+pub(crate) fn train_cv(
+    folds: &[(&LgbDataset, &LgbDataset)],
+    params: &str,
+    max_iter: usize,
+    patience: usize,
+    ctl: &mut Control<'_>,
+) -> Result<(Vec<LgbBooster>, usize, bool)> {
+    let p = cstring(params)?;
+    let mut boosters = Vec::new();
+    for (tr, va) in folds {
+        let mut handle = std::ptr::null_mut();
+        check(unsafe { sys::LGBM_BoosterCreate(tr.handle, p.as_ptr(), &mut handle) })?;
+        let b = LgbBooster { handle };
+        check(unsafe { sys::LGBM_BoosterAddValidData(b.handle, va.handle) })?;
+        boosters.push(b);
+    }
+    let mut finished = vec![false; boosters.len()];
+    let mut best: Option<(f64, usize)> = None;
+    let mut done = 0usize;
+    let mut stopped_by_deadline = false;
+    let mut last_check = Instant::now();
+    let mut evals = vec![0.0f64; 8];
+    while done < max_iter.max(1) && finished.iter().any(|f| !f) {
+        let mut loss = 0.0;
+        for (b, fin) in boosters.iter().zip(finished.iter_mut()) {
+            if !*fin {
+                let mut f = 0;
+                check(unsafe { sys::LGBM_BoosterUpdateOneIter(b.handle, &mut f) })?;
+                // No split was possible: this fold's model stays as it is.
+                *fin = f != 0;
+            }
+            let mut n = 0;
+            check(unsafe { sys::LGBM_BoosterGetEval(b.handle, 1, &mut n, evals.as_mut_ptr()) })?;
+            loss += if n > 0 { evals[0] } else { f64::NAN };
+        }
+        done += 1;
+        loss /= boosters.len() as f64;
+        if best.map(|(b, _)| loss < b).unwrap_or(true) && loss.is_finite() {
+            best = Some((loss, done));
+        } else if let Some((_, at)) = best {
+            if done - at >= patience {
+                break;
+            }
+        }
+        if last_check.elapsed().as_millis() >= 200 {
+            (ctl.check)()?;
+            last_check = Instant::now();
+        }
+        if ctl.past_deadline() {
+            stopped_by_deadline = true;
+            break;
+        }
+    }
+    let keep = best.map(|b| b.1).unwrap_or(done).max(1);
+    for b in &boosters {
+        while b.iterations()? > keep {
+            check(unsafe { sys::LGBM_BoosterRollbackOneIter(b.handle) })?;
+        }
+    }
+    Ok((boosters, keep, stopped_by_deadline))
+}

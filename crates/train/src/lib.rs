@@ -4,8 +4,9 @@
 //! - Families: gradient-boosted trees and random forests (LightGBM through `lightgbm3`, histogram
 //!   based, native categorical features and missing values, early stopping on a validation split), and
 //!   regularised linear models (L2 logistic / multinomial / ridge on one-hot, imputed, standardised
-//!   columns). Stacked ensembles (best of each family; all models) finish the search, their
-//!   metalearner trained on out-of-fold predictions.
+//!   columns). Stacked ensembles (best of each family and all models, with a non-negative linear or
+//!   log-linear metalearner; and ensemble selection over all models, a weighted mean of their
+//!   predictions) finish the search, fitted on out-of-fold predictions.
 //! - The search runs within `max_models` and `max_runtime_secs`, ranks by the stopping metric on
 //!   cross-validation (small data) or a holdout, and is deterministic for a seed.
 //! - Every model is written as ONNX by this crate (`onnx`): a tree→ONNX writer for LightGBM's model

@@ -20,12 +20,14 @@ pub(crate) enum Scorer {
         forest: Arc<Forest>,
     },
     Linear(Arc<LinearModel>),
-    /// Classification: `P ∝ exp(bias_k) · Π_m P_m,k ^ w_m` (log-linear pooling, w ≥ 0); regression:
+    /// Classification: `P ∝ exp(bias_k) · Π_m P_m,k ^ w_m` (log-linear pooling, w ≥ 0), or with
+    /// `linear` the weighted mean `Σ_m w_m · P_m,k` (weights summing to one, no bias); regression:
     /// `bias_0 + Σ_m w_m · v_m`.
     Stacked {
         bases: Vec<Scorer>,
         weights: Vec<f64>,
         bias: Vec<f64>,
+        linear: bool,
     },
 }
 
@@ -83,14 +85,17 @@ pub(crate) fn softmax(row: &mut [f64]) {
     row.iter_mut().for_each(|v| *v /= s);
 }
 
-/// The ensemble's combination of base predictions (each `n × width`).
+/// The ensemble's combination of base predictions (each `n × width`): log-linear pooling for
+/// classification unless `linear` (a weighted mean of the probabilities).
 pub(crate) fn combine(
     shape: Shape,
     preds: &[&[f64]],
     weights: &[f64],
     bias: &[f64],
+    linear: bool,
     n: usize,
 ) -> Vec<f64> {
+    let log = shape.task != Task::Regression && !linear;
     let w = shape.width();
     let mut out = vec![0.0; n * w];
     for i in 0..n {
@@ -102,15 +107,10 @@ pub(crate) fn combine(
             }
             for k in 0..w {
                 let v = p[i * w + k];
-                row[k] += wm
-                    * if shape.task == Task::Regression {
-                        v
-                    } else {
-                        v.clamp(LOG_EPS, 1.0).ln()
-                    };
+                row[k] += wm * if log { v.clamp(LOG_EPS, 1.0).ln() } else { v };
             }
         }
-        if shape.task != Task::Regression {
+        if log {
             softmax(row);
         }
     }
@@ -131,6 +131,7 @@ impl Scorer {
                 bases,
                 weights,
                 bias,
+                linear,
             } => {
                 let mut preds = Vec::new();
                 for (b, &w) in bases.iter().zip(weights) {
@@ -141,7 +142,7 @@ impl Scorer {
                     });
                 }
                 let refs: Vec<&[f64]> = preds.iter().map(|p| p.as_slice()).collect();
-                Ok(combine(shape, &refs, weights, bias, x.n))
+                Ok(combine(shape, &refs, weights, bias, *linear, x.n))
             }
         }
     }
@@ -159,14 +160,16 @@ impl Scorer {
                 bases,
                 weights,
                 bias,
+                linear,
             } => {
+                let log = shape.task != Task::Regression && !*linear;
                 let mut terms = Vec::new();
                 for (b, &w) in bases.iter().zip(weights) {
                     if w == 0.0 {
                         continue;
                     }
                     let p = b.emit(shape, g, x)?;
-                    let feature = if shape.task == Task::Regression {
+                    let feature = if !log {
                         p
                     } else {
                         let lo = g.const_f64("eps", vec![], vec![LOG_EPS]);
@@ -186,8 +189,8 @@ impl Scorer {
                 } else {
                     g.op("Sum", &refs, vec![])
                 };
-                return Ok(if shape.task == Task::Regression {
-                    // A sum of [N,1] terms and a [1] bias is [N,1].
+                return Ok(if !log {
+                    // A sum of [N,width] terms and a [width] bias is [N,width].
                     s
                 } else {
                     g.op("Softmax", &[&s], vec![crate::onnx::attr_int("axis", 1)])

@@ -13,6 +13,7 @@
 #![allow(clippy::needless_range_loop)]
 
 use crate::linear::cholesky_solve;
+use crate::metrics::{auc, evaluate, higher_is_better};
 use crate::scorer::{combine, Shape, LOG_EPS};
 use crate::Task;
 
@@ -21,6 +22,9 @@ pub(crate) struct Blend {
     pub weights: Vec<f64>,
     /// One per prediction column (`bias[0]` is fixed at 0 for classification).
     pub bias: Vec<f64>,
+    /// A weighted mean of the base predictions (weights summing to one, zero bias) rather than
+    /// log-linear pooling; see [`select`].
+    pub linear: bool,
 }
 
 const RIDGE: f64 = 1e-6;
@@ -61,6 +65,7 @@ pub(crate) fn fit(shape: Shape, preds: &[&[f64]], y: &[f64]) -> Blend {
         Blend {
             weights: theta[..m].to_vec(),
             bias,
+            linear: false,
         }
     };
     // Objective, gradient and Hessian (mean loss + ridge on the weights).
@@ -207,6 +212,7 @@ pub(crate) fn fit(shape: Shape, preds: &[&[f64]], y: &[f64]) -> Blend {
         blend = Blend {
             weights: (0..m).map(|j| if j == best { 1.0 } else { 0.0 }).collect(),
             bias: vec![0.0; w],
+            linear: false,
         };
     }
     blend
@@ -226,7 +232,78 @@ fn loss_of(shape: Shape, p: &[f64], y: &[f64]) -> f64 {
 }
 
 pub(crate) fn apply(shape: Shape, blend: &Blend, preds: &[&[f64]], n: usize) -> Vec<f64> {
-    combine(shape, preds, &blend.weights, &blend.bias, n)
+    combine(shape, preds, &blend.weights, &blend.bias, blend.linear, n)
+}
+
+/// Rounds of ensemble selection: weights are multiples of `1 / SELECTION_ROUNDS`.
+pub(crate) const SELECTION_ROUNDS: usize = 50;
+
+/// Ensemble selection (Caruana, Niculescu-Mizil, Crew & Ksikes, ICML 2004): starting from nothing, add
+/// — with replacement — the base model whose inclusion makes the mean of the chosen models' predictions
+/// best by `metric` (the leaderboard's), for [`SELECTION_ROUNDS`] rounds, and keep the best mean met
+/// on the way (the earliest, so the smallest, among equals). The result is a weighted mean of the base
+/// predictions: probabilities for classification, so a model's confident extremes cannot outvote the
+/// others as they can in log space. Ties between candidates go to the earlier model.
+pub(crate) fn select(shape: Shape, preds: &[&[f64]], y: &[f64], metric: &str) -> Blend {
+    let m = preds.len();
+    let n = y.len();
+    let w = shape.width();
+    let higher = higher_is_better(metric);
+    let binary_auc = shape.task == Task::BinaryClassification && metric == "auc";
+    let positive: Vec<bool> = y.iter().map(|&v| v == 1.0).collect();
+    let mut column = vec![0.0; if binary_auc { n } else { 0 }];
+    let mut score = |p: &[f64]| -> f64 {
+        let v = if binary_auc {
+            // The one metric computed alone: the search's most common case, and a sort per candidate.
+            for i in 0..n {
+                column[i] = p[i * 2 + 1];
+            }
+            auc(&column, &positive)
+        } else {
+            evaluate(shape.task, y, p, shape.classes)
+                .get(metric)
+                .copied()
+                .unwrap_or(f64::NAN)
+        };
+        if v.is_nan() {
+            f64::NEG_INFINITY
+        } else if higher {
+            v
+        } else {
+            -v
+        }
+    };
+    let mut sum = vec![0.0; n * w];
+    let mut counts = vec![0usize; m];
+    let mut best: Option<(f64, Vec<usize>)> = None;
+    let mut mean = vec![0.0; n * w];
+    for round in 1..=SELECTION_ROUNDS {
+        let mut pick: Option<(f64, usize)> = None;
+        for (j, p) in preds.iter().enumerate() {
+            for i in 0..n * w {
+                mean[i] = (sum[i] + p[i]) / round as f64;
+            }
+            let v = score(&mean);
+            if pick.map(|(b, _)| v > b).unwrap_or(true) {
+                pick = Some((v, j));
+            }
+        }
+        let (v, j) = pick.expect("at least one model");
+        for i in 0..n * w {
+            sum[i] += preds[j][i];
+        }
+        counts[j] += 1;
+        if best.as_ref().map(|(b, _)| v > *b).unwrap_or(true) {
+            best = Some((v, counts.clone()));
+        }
+    }
+    let counts = best.map(|b| b.1).unwrap_or(counts);
+    let total: usize = counts.iter().sum();
+    Blend {
+        weights: counts.iter().map(|&c| c as f64 / total as f64).collect(),
+        bias: vec![0.0; w],
+        linear: true,
+    }
 }
 
 #[cfg(test)]
@@ -247,6 +324,59 @@ mod tests {
         };
         let b = fit(shape, &[&good, &anti], &y);
         assert!(b.weights[0] > 0.9 && b.weights[1] == 0.0, "{b:?}");
+    }
+
+    #[test]
+    fn ensemble_selection_averages_probabilities_with_weights_summing_to_one() {
+        let mut r = Rng::new(5);
+        let n = 400;
+        let y: Vec<f64> = (0..n)
+            .map(|_| if r.f64() < 0.5 { 1.0 } else { 0.0 })
+            .collect();
+        // Two informative models with independent errors, and one that is noise.
+        let informative = |r: &mut Rng| -> Vec<f64> {
+            y.iter()
+                .flat_map(|&v| {
+                    let p =
+                        (if v == 1.0 { 0.6 } else { 0.4 } + 0.3 * (r.f64() - 0.5)).clamp(0.0, 1.0);
+                    [1.0 - p, p]
+                })
+                .collect()
+        };
+        let a = informative(&mut r);
+        let b = informative(&mut r);
+        let noise: Vec<f64> = (0..n)
+            .flat_map(|_| {
+                let p = r.f64();
+                [1.0 - p, p]
+            })
+            .collect();
+        let shape = Shape {
+            task: Task::BinaryClassification,
+            classes: 2,
+        };
+        let blend = select(shape, &[&noise, &a, &b], &y, "auc");
+        assert!(blend.linear);
+        assert!(
+            (blend.weights.iter().sum::<f64>() - 1.0).abs() < 1e-12,
+            "{blend:?}"
+        );
+        assert_eq!(blend.weights[0], 0.0, "{blend:?}");
+        assert!(
+            blend.weights[1] > 0.2 && blend.weights[2] > 0.2,
+            "{blend:?}"
+        );
+        let out = apply(shape, &blend, &[&noise, &a, &b], n);
+        let ensemble_auc = auc(
+            &(0..n).map(|i| out[2 * i + 1]).collect::<Vec<_>>(),
+            &y.iter().map(|&v| v == 1.0).collect::<Vec<_>>(),
+        );
+        let single_auc = auc(
+            &(0..n).map(|i| a[2 * i + 1]).collect::<Vec<_>>(),
+            &y.iter().map(|&v| v == 1.0).collect::<Vec<_>>(),
+        );
+        assert!(ensemble_auc > single_auc, "{ensemble_auc} vs {single_auc}");
+        assert!((out[0] + out[1] - 1.0).abs() < 1e-12);
     }
 
     #[test]

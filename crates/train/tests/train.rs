@@ -147,6 +147,7 @@ fn check_every_model(task: Task, n: usize) -> Leaderboard {
         "xrt_1",
         "stacked_all",
         "stacked_best_of_family",
+        "stacked_selection",
     ] {
         assert!(names.contains(want), "{want} missing from {names:?}");
     }
@@ -161,14 +162,19 @@ fn check_every_model(task: Task, n: usize) -> Leaderboard {
         );
         assert_onnx_matches(m, &scoring);
     }
-    // Best first by the ranking metric.
+    // Best first by the ranking metric, except that a single model may lead in place of an
+    // ensemble that beats it only within fold-to-fold noise.
     let vals: Vec<f64> = lb.models.iter().map(|m| lb.rank_value(m)).collect();
     let hib = coreplex_train::higher_is_better(&lb.stopping_metric);
-    assert!(
-        vals.windows(2)
-            .all(|w| if hib { w[0] >= w[1] } else { w[0] <= w[1] }),
-        "{vals:?}"
-    );
+    let sorted = |v: &[f64]| {
+        v.windows(2)
+            .all(|w| if hib { w[0] >= w[1] } else { w[0] <= w[1] })
+    };
+    assert!(sorted(&vals[1..]), "{vals:?}");
+    if !sorted(&vals) {
+        assert_ne!(lb.models[0].family, "stacked");
+        assert_eq!(lb.models[1].family, "stacked");
+    }
     lb
 }
 
@@ -214,7 +220,7 @@ fn large_data_blends_on_a_validation_split_and_still_matches() {
     assert_eq!(lb.ranked_by, "holdout");
     assert_eq!(lb.holdout_rows, 800);
     assert!(lb.models.iter().all(|m| m.cv_metrics.is_none()));
-    assert_eq!(lb.models.len(), 5);
+    assert_eq!(lb.models.len(), 6);
     let scoring = scoring_table(Task::BinaryClassification);
     for m in &lb.models {
         assert_onnx_matches(m, &scoring);
