@@ -108,6 +108,115 @@ pub struct CreatePolicy {
     pub enabled: Option<bool>,
 }
 
+/// Checks a policy's `training_config` (the experiment settings each retraining run uses).
+fn check_training_config(tc: &serde_json::Value, task: Task) -> ApiResult<()> {
+    let obj = tc.as_object().ok_or_else(|| {
+        ApiError::invalid(
+            "training_config",
+            "an object with max_runtime_secs, max_models, stopping_metric",
+        )
+    })?;
+    for k in obj.keys() {
+        if !["max_runtime_secs", "max_models", "stopping_metric", "seed"].contains(&k.as_str()) {
+            return Err(ApiError::invalid(
+                &format!("training_config.{k}"),
+                "unknown setting; use max_runtime_secs, max_models, stopping_metric or seed",
+            ));
+        }
+    }
+    let secs = match tc.get("max_runtime_secs") {
+        None => 600.0,
+        Some(v) => v.as_f64().unwrap_or(f64::NAN),
+    };
+    if !(secs > 0.0 && secs <= 86_400.0) {
+        return Err(ApiError::invalid(
+            "training_config.max_runtime_secs",
+            "a positive number of seconds, at most 86400",
+        ));
+    }
+    if tc
+        .get("max_models")
+        .map(|v| v.as_u64().map(|n| n > 500).unwrap_or(true))
+        .unwrap_or(false)
+    {
+        return Err(ApiError::invalid(
+            "training_config.max_models",
+            "a whole number up to 500",
+        ));
+    }
+    if tc.get("seed").map(|v| !v.is_u64()).unwrap_or(false) {
+        return Err(ApiError::invalid(
+            "training_config.seed",
+            "a non-negative whole number",
+        ));
+    }
+    let stopping = match tc.get("stopping_metric") {
+        None => "AUTO",
+        Some(v) => v.as_str().ok_or_else(|| {
+            ApiError::invalid(
+                "training_config.stopping_metric",
+                "a metric name such as AUC",
+            )
+        })?,
+    };
+    coreplex_train::canonical_metric(stopping, task)
+        .map_err(|e| ApiError::invalid("training_config.stopping_metric", e))?;
+    Ok(())
+}
+
+/// Refuses settings that belong to another trigger type: they would be stored and never used.
+fn check_trigger_fields(req: &CreatePolicy, trigger: Trigger) -> ApiResult<()> {
+    let given: [(&str, bool, Trigger); 10] = [
+        ("drift_metric", req.drift_metric.is_some(), Trigger::Drift),
+        (
+            "drift_threshold",
+            req.drift_threshold.is_some(),
+            Trigger::Drift,
+        ),
+        (
+            "drift_window_minutes",
+            req.drift_window_minutes.is_some(),
+            Trigger::Drift,
+        ),
+        ("schedule", req.schedule.is_some(), Trigger::Schedule),
+        ("day_of_week", req.day_of_week.is_some(), Trigger::Schedule),
+        (
+            "day_of_month",
+            req.day_of_month.is_some(),
+            Trigger::Schedule,
+        ),
+        ("hour_utc", req.hour_utc.is_some(), Trigger::Schedule),
+        (
+            "performance_metric",
+            req.performance_metric.is_some(),
+            Trigger::Performance,
+        ),
+        (
+            "performance_threshold",
+            req.performance_threshold.is_some(),
+            Trigger::Performance,
+        ),
+        (
+            "evaluation_window_days",
+            req.evaluation_window_days.is_some(),
+            Trigger::Performance,
+        ),
+    ];
+    for (field, present, belongs) in given {
+        if present && belongs != trigger {
+            return Err(ApiError::invalid(
+                field,
+                format!(
+                    "only for a {} trigger; this policy's trigger is {}",
+                    belongs.as_str(),
+                    trigger.as_str()
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Creates a retraining policy on a deployment.
 #[utoipa::path(post, path = "/api/v1/retraining/policies", tag = "retraining", request_body = CreatePolicy,
     responses((status = 201, body = PolicyView), (status = 422, body = ErrorBody)))]
@@ -140,6 +249,15 @@ async fn create_policy(
         })?;
     let task = Task::parse("task", &d.task)?;
     let trigger = Trigger::parse("trigger", &req.trigger)?;
+    check_trigger_fields(&req, trigger)?;
+    if let Some(days) = req.production_window_days {
+        if !(days.is_finite() && days > 0.0 && days <= 365.0) {
+            return Err(ApiError::invalid(
+                "production_window_days",
+                "between 0 and 365 days",
+            ));
+        }
+    }
     let ctx = p.ctx(&state);
     let mut config = json!({
         "cooldown_minutes": req.cooldown_minutes.unwrap_or(60),
@@ -166,6 +284,23 @@ async fn create_policy(
             {
                 return Err(ApiError::invalid("drift_metric", format!("unknown drift metric `{m}`; use data_drift_score, max_psi or psi:<feature>")));
             }
+            if let (Some(feature), Some(model_id)) = (m.strip_prefix("psi:"), &d.serving_model_id) {
+                if let Some(model) = state.store.get_model_any(model_id).await? {
+                    let names: Vec<&str> = model.input_schema["features"]
+                        .as_array()
+                        .map(|f| f.iter().filter_map(|x| x["name"].as_str()).collect())
+                        .unwrap_or_default();
+                    if !names.is_empty() && !names.contains(&feature) {
+                        return Err(ApiError::invalid(
+                            "drift_metric",
+                            format!(
+                                "the serving model has no feature `{feature}`; its features are {}",
+                                names.join(", ")
+                            ),
+                        ));
+                    }
+                }
+            }
             let t = req.drift_threshold.ok_or_else(|| {
                 ApiError::invalid(
                     "drift_threshold",
@@ -180,8 +315,14 @@ async fn create_policy(
             }
             config["drift_metric"] = json!(m);
             config["drift_threshold"] = json!(t);
-            config["drift_window_minutes"] =
-                json!(req.drift_window_minutes.unwrap_or(60).clamp(1, 525_600));
+            let window = req.drift_window_minutes.unwrap_or(60);
+            if !(1..=525_600).contains(&window) {
+                return Err(ApiError::invalid(
+                    "drift_window_minutes",
+                    "between 1 and 525600 (a year)",
+                ));
+            }
+            config["drift_window_minutes"] = json!(window);
         }
         Trigger::Schedule => {
             let s = Schedule::from_fields(
@@ -234,40 +375,7 @@ async fn create_policy(
         }
     }
     let tc = req.training_config.clone().unwrap_or_else(|| json!({}));
-    let obj = tc.as_object().ok_or_else(|| {
-        ApiError::invalid(
-            "training_config",
-            "an object with max_runtime_secs, max_models, stopping_metric",
-        )
-    })?;
-    for k in obj.keys() {
-        if !["max_runtime_secs", "max_models", "stopping_metric", "seed"].contains(&k.as_str()) {
-            return Err(ApiError::invalid(
-                &format!("training_config.{k}"),
-                "unknown setting; use max_runtime_secs, max_models, stopping_metric or seed",
-            ));
-        }
-    }
-    let secs = tc["max_runtime_secs"].as_f64().unwrap_or(600.0);
-    if !(secs > 0.0 && secs <= 86_400.0) {
-        return Err(ApiError::invalid(
-            "training_config.max_runtime_secs",
-            "a positive number of seconds, at most 86400",
-        ));
-    }
-    if tc
-        .get("max_models")
-        .map(|v| v.as_u64().map(|n| n > 500).unwrap_or(true))
-        .unwrap_or(false)
-    {
-        return Err(ApiError::invalid(
-            "training_config.max_models",
-            "a whole number up to 500",
-        ));
-    }
-    let stopping = tc["stopping_metric"].as_str().unwrap_or("AUTO");
-    coreplex_train::canonical_metric(stopping, task)
-        .map_err(|e| ApiError::invalid("training_config.stopping_metric", e))?;
+    check_training_config(&tc, task)?;
     if let Some(t) = &req.target {
         config["target"] = json!(t);
     }
@@ -383,9 +491,12 @@ async fn update_policy(
         after.auto_promote = a;
     }
     if let Some(tc) = req.training_config {
-        if !tc.is_object() {
-            return Err(ApiError::invalid("training_config", "an object"));
-        }
+        let d = state
+            .store
+            .get_deployment_any(&before.deployment_id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("deployment"))?;
+        check_training_config(&tc, Task::parse("task", &d.task)?)?;
         after.training_config = tc;
     }
     state

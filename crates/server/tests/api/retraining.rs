@@ -350,6 +350,26 @@ async fn policy_fields_are_checked_by_name() {
             json!({"trigger": "drift", "drift_threshold": 0.2, "training_config": {"stopping_metric": "vibes"}}),
             "training_config.stopping_metric: ",
         ),
+        (
+            json!({"trigger": "drift", "drift_metric": "psi:no_such_feature", "drift_threshold": 0.2}),
+            "drift_metric: the serving model has no feature `no_such_feature`",
+        ),
+        (
+            json!({"trigger": "drift", "drift_threshold": 0.2, "drift_window_minutes": -5}),
+            "drift_window_minutes: between 1 and 525600",
+        ),
+        (
+            json!({"trigger": "schedule", "schedule": "daily", "drift_threshold": 0.2}),
+            "drift_threshold: only for a drift trigger",
+        ),
+        (
+            json!({"trigger": "drift", "drift_threshold": 0.2, "production_window_days": 0}),
+            "production_window_days: between 0 and 365 days",
+        ),
+        (
+            json!({"trigger": "drift", "drift_threshold": 0.2, "training_config": {"seed": -1}}),
+            "training_config.seed: ",
+        ),
     ];
     for (body, want) in cases {
         let mut b = body.clone();
@@ -358,6 +378,37 @@ async fn policy_fields_are_checked_by_name() {
         assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
         assert!(r.message().starts_with(want), "{body}: {}", r.message());
     }
+    // A PATCH checks the training settings like a POST and leaves the stored policy as it was.
+    let pol = t
+        .post(
+            "/api/v1/retraining/policies",
+            &t.admin,
+            json!({"deployment_id": dep, "trigger": "drift", "drift_threshold": 0.2,
+                   "training_config": {"max_models": 3}}),
+        )
+        .await
+        .ok();
+    let id = pol["id"].as_str().unwrap();
+    let r = t
+        .call(
+            reqwest::Method::PATCH,
+            &format!("/api/v1/retraining/policies/{id}"),
+            &t.admin,
+            Some(json!({"training_config": {"max_runtime_secs": -1}})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        r.message()
+            .starts_with("training_config.max_runtime_secs: "),
+        "{}",
+        r.message()
+    );
+    let kept = t
+        .get(&format!("/api/v1/retraining/policies/{id}"), &t.admin)
+        .await
+        .ok();
+    assert_eq!(kept["training_config"], json!({"max_models": 3}));
 }
 
 #[tokio::test]
