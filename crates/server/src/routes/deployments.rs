@@ -67,8 +67,12 @@ pub struct DeploymentView {
     /// The rollout in progress: strategy, candidate model and phase.
     #[schema(value_type = Object)]
     pub rollout: serde_json::Value,
+    /// How requests are split now: the rollout's split, or the running A/B test's variants
+    /// (`ab:<name>`), normalised to percentages.
     pub traffic: Vec<TrafficShare>,
     pub shadow_model_id: Option<String>,
+    /// The A/B test routing this deployment's traffic, if one is running.
+    pub ab_test_id: Option<String>,
     pub created_at: String,
     pub updated_at: String,
 }
@@ -88,6 +92,7 @@ impl From<Deployment> for DeploymentView {
                 })
                 .collect(),
             shadow_model_id: rt.shadow,
+            ab_test_id: None,
             id: d.id,
             project_id: d.project_id,
             name: d.name,
@@ -102,6 +107,28 @@ impl From<Deployment> for DeploymentView {
             updated_at: time(d.updated_at),
         }
     }
+}
+
+/// The view of `d` with the split of a running A/B test, when one routes its traffic.
+async fn view_with_ab_test(state: &AppState, d: Deployment) -> ApiResult<DeploymentView> {
+    let test = state.store.running_ab_test(&d.id).await?;
+    let mut view = DeploymentView::from(d);
+    if let Some(t) = test {
+        let total: f64 = t.variants.iter().map(|v| v.traffic).sum();
+        if total > 0.0 {
+            view.traffic = t
+                .variants
+                .iter()
+                .map(|v| TrafficShare {
+                    model_id: v.model_id.clone(),
+                    variant: crate::ab::log_variant(&v.name),
+                    percentage: 100.0 * v.traffic / total,
+                })
+                .collect();
+        }
+        view.ab_test_id = Some(t.id);
+    }
+    Ok(view)
 }
 
 /// The rollout document with its times as RFC 3339, like every other time in the API.
@@ -291,15 +318,11 @@ async fn list_deployments(
     Path(project_id): Path<String>,
 ) -> ApiResult<axum::Json<Vec<DeploymentView>>> {
     p.authorize(&state, &project_id, Action::Read).await?;
-    Ok(axum::Json(
-        state
-            .store
-            .list_deployments(&project_id)
-            .await?
-            .into_iter()
-            .map(DeploymentView::from)
-            .collect(),
-    ))
+    let mut views = Vec::new();
+    for d in state.store.list_deployments(&project_id).await? {
+        views.push(view_with_ab_test(&state, d).await?);
+    }
+    Ok(axum::Json(views))
 }
 
 #[utoipa::path(get, path = "/api/v1/deployments/{deployment_id}", tag = "deployments",
@@ -309,11 +332,8 @@ async fn get_deployment(
     p: Principal,
     Path(id): Path<String>,
 ) -> ApiResult<axum::Json<DeploymentView>> {
-    Ok(axum::Json(
-        visible_deployment(&state, &p, &id, Action::Read)
-            .await?
-            .into(),
-    ))
+    let d = visible_deployment(&state, &p, &id, Action::Read).await?;
+    Ok(axum::Json(view_with_ab_test(&state, d).await?))
 }
 
 #[derive(Deserialize, ToSchema)]

@@ -568,6 +568,17 @@ async fn stopping_with_a_winner_switches_the_deployment_and_records_the_decision
     for (i, (row, _)) in rows.iter().take(20).enumerate() {
         predict(&t, &dep, row, json!({"entity_id": format!("e{i}")})).await;
     }
+    // The deployment shows the test's split while it runs.
+    let view = t
+        .get(&format!("/api/v1/deployments/{dep}"), &t.admin)
+        .await
+        .ok();
+    assert_eq!(view["ab_test_id"], abt);
+    assert_eq!(
+        view["traffic"],
+        json!([{"model_id": a, "variant": "ab:control", "percentage": 50.0},
+               {"model_id": b, "variant": "ab:treatment", "percentage": 50.0}])
+    );
     // While the test routes traffic, a rollout would fight it for the deployment: refused.
     let r = t
         .post(

@@ -36,8 +36,9 @@ class Deployment(APIObject):
     """A named endpoint: ``id`` (``dep_…``), ``project_id``, ``name``, ``task``, ``strategy`` (of the
     latest rollout), ``config`` (its strategy settings), ``status`` (``active``, ``rolling_out`` or
     ``paused``), ``serving_model_id``, ``previous_model_id``, ``rollout`` (the rollout in progress or
-    ``None``), ``traffic`` (``[{model_id, variant, percentage}]``), ``shadow_model_id``, ``created_at``,
-    ``updated_at``.
+    ``None``), ``traffic`` (``[{model_id, variant, percentage}]``: the rollout's split, or a running A/B
+    test's variants as ``ab:<name>``), ``shadow_model_id``, ``ab_test_id`` (the running A/B test, or
+    ``None``), ``created_at``, ``updated_at``.
 
     The calls below act on the deployment and return fresh objects; this one does not change.
     """
