@@ -5,9 +5,9 @@
 //! folds — each model's out-of-fold predictions give its metrics and the ensembles' training data, the
 //! leaderboard ranks by them, and the model kept is refitted on all rows (no holdout: a tenth of a few
 //! hundred rows would only add noise). Boosting early-stops all folds at one iteration count, the best
-//! for the folds' mean validation loss, which the refit then uses. An ensemble leads a cross-validated
-//! leaderboard only if it beats the best single model by more than one standard error of their paired
-//! per-fold difference. From 5,000 rows on, 10% of the rows are a holdout every model is
+//! for the folds' mean validation loss, which the refit then uses. A cross-validated leaderboard is
+//! led by the simplest kind of model (linear, single trees, ensembles) whose best is within one
+//! standard error (paired, per fold) of the best model. From 5,000 rows on, 10% of the rows are a holdout every model is
 //! scored and ranked on; models train on 90% of the rest and early-stop on the other 10%, whose
 //! predictions train the ensembles.
 //!
@@ -130,8 +130,8 @@ pub struct Leaderboard {
     pub task: Task,
     /// Canonical (lower-case) name of the metric models are ranked by.
     pub stopping_metric: String,
-    /// Best first by the ranking metric; under cross-validation, a single model within one standard
-    /// error of a leading ensemble leads in its place (see `prefer_single_model`).
+    /// Best first by the ranking metric; under cross-validation, a simpler model within one standard
+    /// error of the leader leads in its place (see `prefer_simpler_model`).
     pub models: Vec<TrainedModel>,
     pub holdout_rows: usize,
     pub train_rows: usize,
@@ -911,29 +911,43 @@ impl Search<'_> {
     }
 }
 
-/// The one-standard-error rule (Breiman et al., *Classification and Regression Trees*, 1984) between
-/// ensembles and single models: when the leader is a stacked ensemble, the best single model leads
-/// instead unless the ensemble beats it by more than one standard error of their paired per-fold
-/// difference. A few hundred rows cannot tell such a margin from fold-to-fold noise, and the single
-/// model is the simpler of the two. `models` is sorted best first; `folds` holds each model's ranking
-/// metric per fold.
-fn prefer_single_model(
+/// How simple a family is, for the one-standard-error rule: linear models, then single tree models,
+/// then ensembles of models.
+fn simplicity(family: &str) -> usize {
+    match family {
+        "glm" => 0,
+        "stacked" => 2,
+        _ => 1,
+    }
+}
+
+/// The one-standard-error rule (Breiman et al., *Classification and Regression Trees*, 1984; Hastie,
+/// Tibshirani & Friedman, *The Elements of Statistical Learning*, §7.10): the best model of the
+/// simplest kind (linear, then single tree models, then ensembles) that the leader does not beat by
+/// more than one standard error of their paired per-fold difference leads instead. A few hundred rows
+/// cannot tell such a margin from fold-to-fold noise, and with many candidates the top of a
+/// cross-validated ranking is optimistic. `models` is sorted best first; `folds` holds each model's
+/// ranking metric per fold.
+fn prefer_simpler_model(
     models: &mut [TrainedModel],
     folds: &BTreeMap<String, Vec<f64>>,
     higher_is_better: bool,
 ) {
     let Some(leader) = models.first() else { return };
-    if leader.family != "stacked" {
-        return;
-    }
-    let Some(single) = models.iter().position(|m| m.family != "stacked") else {
+    let Some(lead) = folds.get(&leader.name) else {
         return;
     };
-    let (Some(a), Some(b)) = (folds.get(&leader.name), folds.get(&models[single].name)) else {
-        return;
-    };
-    if !beats_beyond_noise(a, b, higher_is_better) {
-        models[..=single].rotate_right(1);
+    for kind in 0..simplicity(&leader.family) {
+        let Some(at) = models.iter().position(|m| simplicity(&m.family) == kind) else {
+            continue;
+        };
+        let Some(other) = folds.get(&models[at].name) else {
+            continue;
+        };
+        if !beats_beyond_noise(lead, other, higher_is_better) {
+            models[..=at].rotate_right(1);
+            return;
+        }
     }
 }
 
@@ -1191,7 +1205,7 @@ pub fn run_experiment(
         }
     });
     if cv {
-        prefer_single_model(&mut models, &fold_values, higher_is_better(&metric));
+        prefer_simpler_model(&mut models, &fold_values, higher_is_better(&metric));
     }
     let elapsed = start.elapsed().as_secs_f64();
     progress(
