@@ -145,9 +145,21 @@ async fn fail(state: &AppState, sys: &Ctx, id: &str, msg: String) -> JobError {
     JobError::permanent(msg)
 }
 
+/// Seconds of an experiment's budget kept for registering its models after training.
+fn registration_reserve(budget: f64) -> f64 {
+    (budget * 0.15).clamp(1.0, 120.0)
+}
+
+/// How far past its budget an experiment may end (the "small margin").
+fn budget_margin(budget: f64) -> f64 {
+    (budget * 0.05).clamp(2.0, 60.0)
+}
+
 /// The job: train, register, record the leaderboard.
 pub(crate) async fn run_job(ctx: &JobCtx) -> Result<serde_json::Value, JobError> {
     let state = &ctx.state;
+    // The budget covers the whole experiment: reading the data, training and registering.
+    let started = std::time::Instant::now();
     let id = ctx.job.payload["experiment_id"]
         .as_str()
         .ok_or_else(|| JobError::permanent("payload has no experiment_id"))?
@@ -197,8 +209,15 @@ pub(crate) async fn run_job(ctx: &JobCtx) -> Result<serde_json::Value, JobError>
         seed: spec.seed,
     };
     let job = ctx.clone();
+    let budget = spec.max_runtime_secs;
     let trained = tokio::task::spawn_blocking(move || {
         let table = coreplex_train::Table::from_csv(&path)?;
+        // Training gets what is left after reading, less a reserve for registering the models
+        // (each is written, loaded by ONNX Runtime and checked).
+        let mut cfg = cfg;
+        cfg.max_runtime_secs =
+            (budget - started.elapsed().as_secs_f64() - registration_reserve(budget))
+                .max(budget * 0.5);
         coreplex_train::run_experiment(&table, &cfg, &mut |share, msg| {
             job.progress_blocking(share * 0.9, msg).is_ok()
         })
@@ -230,7 +249,18 @@ pub(crate) async fn run_job(ctx: &JobCtx) -> Result<serde_json::Value, JobError>
     let task = board.task;
     let mut rows = Vec::new();
     let mut best = None;
+    let deadline = budget + budget_margin(budget);
+    let mut unregistered = Vec::new();
     for (rank, m) in board.models.iter().enumerate() {
+        // The best model is always registered; past the budget the rest are left out (and listed),
+        // so that the experiment ends within its budget keeping the best found.
+        if rank > 0 && started.elapsed().as_secs_f64() > deadline {
+            unregistered.push(
+                json!({"name": m.name, "family": m.family, "metrics": m.metrics,
+                "reason": "the time budget ran out before it was registered"}),
+            );
+            continue;
+        }
         let mut tags = BTreeMap::new();
         tags.insert("experiment".to_string(), id.clone());
         tags.insert("family".to_string(), m.family.clone());
@@ -291,7 +321,12 @@ pub(crate) async fn run_job(ctx: &JobCtx) -> Result<serde_json::Value, JobError>
         "train_rows": board.train_rows, "holdout_rows": board.holdout_rows, "elapsed_secs": board.elapsed_secs,
         "ignored_columns": board.ignored_columns.iter().map(|c| json!({"name": c.name, "reason": c.reason})).collect::<Vec<_>>(),
         "models": rows,
+        "unregistered": unregistered,
+        "experiment_secs": started.elapsed().as_secs_f64(),
     });
+    if !unregistered.is_empty() {
+        tracing::info!(experiment = %id, left_out = unregistered.len(), "the budget ran out during registration");
+    }
     state
         .store
         .update_experiment(
