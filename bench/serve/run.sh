@@ -5,8 +5,8 @@
 #   bash bench/serve/run.sh
 #
 # Builds release, exports the model (scikit-learn HistGradientBoostingClassifier, 20 features, to
-# ONNX), starts the three servers on free loopback ports, loads each in turn at concurrencies 1, 8
-# and 64 (single-row requests, closed loop), checks that CorePlexML's prediction log holds one row per
+# ONNX), starts the three servers on free loopback ports, loads them level by level (each server in
+# turn at concurrency 1, then 8, then 64; single-row requests, closed loop), checks that CorePlexML's prediction log holds one row per
 # successful request, and writes bench/serve/results.md. Everything it starts is stopped on exit.
 #
 # Environment:
@@ -171,26 +171,28 @@ results="$work/results.jsonl"
 # One load generator run per level, so that between levels CorePlexML's prediction log can be
 # flushed and the time that takes recorded: a log writer that kept up drains in milliseconds; one
 # that fell behind shows here (and, once its bounded queue is full, in throughput and latency).
-run_load() { # label url format [bearer file]
-  local label=$1 url=$2 format=$3 bearer=${4:-} c drain
-  say "loading $label at concurrency $LEVELS (${WARMUP}s warm-up + ${DURATION}s each)"
-  for c in ${LEVELS//,/ }; do
-    "$loadgen" --label "$label" --url "$url" --rows "$work/rows.json" --format "$format" \
-      ${bearer:+--bearer-file "$bearer"} --concurrency "$c" --duration "$DURATION" \
-      --warmup "$WARMUP" --threads "$LOADGEN_THREADS" >>"$results"
-    if [ "$label" = coreplex ]; then
-      # Listing the log flushes its queue first; the listing itself (one row) is cheap.
-      drain=$(curl -sS -o /dev/null --fail -w '%{time_total}' -H "Authorization: Bearer $key" \
-        "$cp_url/api/v1/deployments/$deployment/predictions?limit=1")
-      printf '{"target": "coreplex", "concurrency": %s, "log_drain_s": %s}\n' "$c" "$drain" >>"$results"
-    fi
-  done
+# The servers take turns level by level (bare, CorePlexML, MLflow at concurrency 1, then at 8, …),
+# so that a slow drift of the machine's speed over the minutes of the run does not favour one server.
+run_level() { # label url format concurrency [bearer file]
+  local label=$1 url=$2 format=$3 c=$4 bearer=${5:-} drain
+  say "loading $label at concurrency $c (${WARMUP}s warm-up + ${DURATION}s)"
+  "$loadgen" --label "$label" --url "$url" --rows "$work/rows.json" --format "$format" \
+    ${bearer:+--bearer-file "$bearer"} --concurrency "$c" --duration "$DURATION" \
+    --warmup "$WARMUP" --threads "$LOADGEN_THREADS" >>"$results"
+  if [ "$label" = coreplex ]; then
+    # Listing the log flushes its queue first; the listing itself (one row) is cheap.
+    drain=$(curl -sS -o /dev/null --fail -w '%{time_total}' -H "Authorization: Bearer $key" \
+      "$cp_url/api/v1/deployments/$deployment/predictions?limit=1")
+    printf '{"target": "coreplex", "concurrency": %s, "log_drain_s": %s}\n' "$c" "$drain" >>"$results"
+  fi
 }
-run_load bare "$bare_predict" rows
-run_load coreplex "$cp_predict" rows "$key_file"
-if [ -n "$mlflow_predict" ]; then
-  run_load mlflow "$mlflow_predict" mlflow
-fi
+for c in ${LEVELS//,/ }; do
+  run_level bare "$bare_predict" rows "$c"
+  run_level coreplex "$cp_predict" rows "$c" "$key_file"
+  if [ -n "$mlflow_predict" ]; then
+    run_level mlflow "$mlflow_predict" mlflow "$c"
+  fi
+done
 
 # --- the prediction log lost nothing ------------------------------------------------------------
 # Successful requests the load generator counted (warm-up and tail included) plus the smoke request,
