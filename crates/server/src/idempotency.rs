@@ -19,6 +19,10 @@ const MAX_KEPT_BODY: usize = 8 * 1024 * 1024;
 const MAX_HASHED_BODY: usize = 16 * 1024 * 1024;
 /// A claim that never finished is taken over after this long (its server died).
 const STALE_CLAIM_MS: i64 = 10 * 60_000;
+/// How long a finished request's response is kept for replays (the scheduler then removes it): a
+/// day, long enough for any client's retries, short enough that a secret shown once in a stored
+/// response (a new API key, a generated signing secret) does not stay in the database.
+pub const KEEP_MS: i64 = 24 * 3_600_000;
 
 pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> Response {
     if req.method() != Method::POST {

@@ -172,6 +172,13 @@ pub async fn tick(state: &AppState) -> coreplex_store::Result<()> {
     crate::alerts::evaluate_due(state).await?;
     crate::retraining::tick(state).await?;
     crate::alerts::deliver_due(state).await?;
+    let pruned = state
+        .store
+        .prune_idempotency_keys(now - crate::idempotency::KEEP_MS)
+        .await?;
+    if pruned > 0 {
+        tracing::debug!(pruned, "expired idempotency records removed");
+    }
     Ok(())
 }
 

@@ -303,6 +303,19 @@ impl Store {
         Ok(claim)
     }
 
+    /// Forgets finished `Idempotency-Key` records made before `before`: their stored responses (which
+    /// may hold a secret shown once, such as a new API key) are kept only as long as a client might
+    /// retry. Returns how many were removed.
+    pub async fn prune_idempotency_keys(&self, before: i64) -> Result<u64> {
+        let mut tx = self.begin().await?;
+        let r = sqlx::query("DELETE FROM idempotency_keys WHERE status <> 0 AND created_at < $1")
+            .bind(before)
+            .execute(&mut *tx.tx)
+            .await?;
+        tx.commit().await?;
+        Ok(r.rows_affected())
+    }
+
     /// Stores the response of a claimed key (`Some`), or releases the claim so a retry can run again
     /// (`None`, after a server error).
     pub async fn finish_idempotency_key(

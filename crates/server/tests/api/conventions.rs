@@ -168,6 +168,22 @@ async fn a_repeated_post_with_the_same_idempotency_key_does_the_work_once() {
         .starts_with("Idempotency-Key: this key was already used for a different request"));
     let projects = t.get("/api/v1/projects", &t.admin).await.ok();
     assert_eq!(projects["items"].as_array().unwrap().len(), 1);
+
+    // Stored responses are kept for a day, then forgotten: the same key is a new request again
+    // (here refused, since the project exists) instead of a replay of the old answer.
+    t.clock.advance_minutes(23 * 60);
+    coreplex_server::worker::tick(&t.app.state).await.unwrap();
+    let e = send("churn", "k1").await.unwrap();
+    assert_eq!(
+        e.headers()["idempotent-replay"],
+        "true",
+        "kept within a day"
+    );
+    t.clock.advance_minutes(2 * 60);
+    coreplex_server::worker::tick(&t.app.state).await.unwrap();
+    let f = send("churn", "k1").await.unwrap();
+    assert_eq!(f.status(), StatusCode::CONFLICT, "forgotten after a day");
+    assert!(f.headers().get("idempotent-replay").is_none());
 }
 
 #[tokio::test]
