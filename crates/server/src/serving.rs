@@ -394,9 +394,8 @@ impl PredictionLog {
             }
         };
         if sqlite {
-            // A runtime with timers only: the SQLite driver needs no sockets, and a second runtime
-            // with an I/O driver would also watch the process's signals (and could swallow the
-            // SIGTERM meant for the server's shutdown).
+            // A runtime with timers only: the SQLite driver works on its own threads and needs no
+            // sockets, so this runtime keeps no I/O or signal driver of its own.
             let spawned = std::thread::Builder::new()
                 .name("prediction-log".into())
                 .spawn(move || {
