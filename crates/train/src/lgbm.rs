@@ -201,6 +201,16 @@ impl Control<'_> {
     pub fn past_deadline(&self) -> bool {
         self.deadline.map(|d| Instant::now() >= d).unwrap_or(false)
     }
+
+    /// Called after every boosting round: asks whether to go on (cancellation) at most every
+    /// 200 ms, and says whether the deadline has passed.
+    fn after_round(&mut self, last_check: &mut Instant) -> Result<bool> {
+        if last_check.elapsed().as_millis() >= 200 {
+            (self.check)()?;
+            *last_check = Instant::now();
+        }
+        Ok(self.past_deadline())
+    }
 }
 
 pub(crate) struct TrainOutcome {
@@ -266,11 +276,7 @@ pub(crate) fn train(
                 }
             }
         }
-        if last_check.elapsed().as_millis() >= 200 {
-            (ctl.check)()?;
-            last_check = Instant::now();
-        }
-        if ctl.past_deadline() {
+        if ctl.after_round(&mut last_check)? {
             stopped_by_deadline = true;
             break;
         }
@@ -341,11 +347,7 @@ pub(crate) fn train_cv(
                 break;
             }
         }
-        if last_check.elapsed().as_millis() >= 200 {
-            (ctl.check)()?;
-            last_check = Instant::now();
-        }
-        if ctl.past_deadline() {
+        if ctl.after_round(&mut last_check)? {
             stopped_by_deadline = true;
             break;
         }
