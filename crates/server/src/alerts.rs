@@ -90,23 +90,7 @@ pub async fn metric_value(
                     None
                 };
             }
-            let classes: Vec<String> = match &d.serving_model_id {
-                Some(m) => state
-                    .store
-                    .get_model_any(m)
-                    .await
-                    .ok()
-                    .flatten()
-                    .and_then(|m| {
-                        m.output_schema["classes"].as_array().map(|c| {
-                            c.iter()
-                                .filter_map(|x| x.as_str().map(str::to_string))
-                                .collect()
-                        })
-                    })
-                    .unwrap_or_default(),
-                None => Vec::new(),
-            };
+            let classes = monitoring::serving_classes(state, &d).await;
             let m = monitoring::variant_metrics(&primary, task, &classes, window);
             match metric {
                 "latency_p50_ms" => m.latency_p50_ms,

@@ -448,14 +448,7 @@ pub async fn concept_drift(
                 .find(|(k, _)| k.eq_ignore_ascii_case(metric.as_str()))
                 .and_then(|(_, v)| v.as_f64())
         });
-    let classes: Vec<String> = model.output_schema["classes"]
-        .as_array()
-        .map(|c| {
-            c.iter()
-                .filter_map(|x| x.as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default();
+    let classes = crate::monitoring::model_classes(&model);
     state.log.flush().await;
     let now = state.now();
     let w = window_minutes * 60_000;

@@ -4,7 +4,7 @@
 
 use coreplex_domain::registry::Task;
 use coreplex_domain::rollout::{Observation, QualityMetric};
-use coreplex_store::PredictionRow;
+use coreplex_store::{Deployment, Model, PredictionRow};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use utoipa::ToSchema;
@@ -175,6 +175,29 @@ pub fn quality(rows: &[&PredictionRow], task: Task, classes: &[String]) -> BTree
 }
 
 /// Metrics of the rows of one variant over a window of `window_ms`.
+/// A classifier's class labels in the order of its probability outputs (empty for a regressor).
+pub fn model_classes(model: &Model) -> Vec<String> {
+    model.output_schema["classes"]
+        .as_array()
+        .map(|c| {
+            c.iter()
+                .filter_map(|x| x.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The class labels of the model `d` serves (empty when it serves none or it cannot be read).
+pub async fn serving_classes(state: &crate::state::AppState, d: &Deployment) -> Vec<String> {
+    match &d.serving_model_id {
+        Some(m) => match state.store.get_model_any(m).await {
+            Ok(Some(model)) => model_classes(&model),
+            _ => Vec::new(),
+        },
+        None => Vec::new(),
+    }
+}
+
 pub fn variant_metrics(
     rows: &[&PredictionRow],
     task: Task,

@@ -173,7 +173,7 @@ async fn evaluate(state: &AppState, p: &Policy, now: i64) -> ApiResult<()> {
             if labelled.len() < min {
                 None
             } else {
-                let classes = serving_classes(state, &d).await;
+                let classes = crate::monitoring::serving_classes(state, &d).await;
                 let q = monitoring::quality(&labelled, task, &classes);
                 q.get(metric.as_str())
                     .copied()
@@ -215,26 +215,6 @@ async fn evaluate(state: &AppState, p: &Policy, now: i64) -> ApiResult<()> {
     start_run(state, p, &d, trigger, reason, measured, now)
         .await
         .map(|_| ())
-}
-
-async fn serving_classes(state: &AppState, d: &Deployment) -> Vec<String> {
-    match &d.serving_model_id {
-        Some(m) => state
-            .store
-            .get_model_any(m)
-            .await
-            .ok()
-            .flatten()
-            .and_then(|m| {
-                m.output_schema["classes"].as_array().map(|c| {
-                    c.iter()
-                        .filter_map(|x| x.as_str().map(str::to_string))
-                        .collect()
-                })
-            })
-            .unwrap_or_default(),
-        None => Vec::new(),
-    }
 }
 
 /// Starts a retraining run: resolves the training data and starts the experiment.
@@ -597,14 +577,7 @@ async fn score(
         .ok()?
         .ok()?;
     let task = Task::parse("task", &model.task).ok()?;
-    let classes: Vec<String> = model.output_schema["classes"]
-        .as_array()
-        .map(|c| {
-            c.iter()
-                .filter_map(|x| x.as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default();
+    let classes = crate::monitoring::model_classes(&model);
     let kind =
         serde_json::from_value::<coreplex_runtime::OutputKind>(model.output_schema.clone()).ok()?;
     let logged: Vec<PredictionRow> = preds

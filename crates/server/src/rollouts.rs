@@ -431,17 +431,6 @@ pub async fn set_paused(
     Ok(updated)
 }
 
-fn classes_of(model: &Model) -> Vec<String> {
-    model.output_schema["classes"]
-        .as_array()
-        .map(|c| {
-            c.iter()
-                .filter_map(|x| x.as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 /// Runs the controllers of every rollout once. Returns how many rollouts changed.
 pub async fn tick(state: &AppState) -> coreplex_store::Result<usize> {
     let rollouts = state.store.list_rollouts().await?;
@@ -476,7 +465,7 @@ async fn evaluate(state: &AppState, d: &Deployment) -> ApiResult<bool> {
         .get_model_any(&r.candidate_model_id)
         .await?
         .ok_or_else(|| ApiError::not_found("candidate model"))?;
-    let classes = classes_of(&candidate);
+    let classes = crate::monitoring::model_classes(&candidate);
     let ctx = Ctx {
         org_id: org_of(state, d).await,
         actor: "system:rollout".into(),
@@ -639,7 +628,7 @@ pub async fn shadow_report(state: &AppState, d: &Deployment) -> ApiResult<serde_
         .get_model_any(&r.candidate_model_id)
         .await?
         .ok_or_else(|| ApiError::not_found("shadow model"))?;
-    let classes = classes_of(&candidate);
+    let classes = crate::monitoring::model_classes(&candidate);
     let rows = state
         .store
         .predictions_between(

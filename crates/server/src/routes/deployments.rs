@@ -864,13 +864,7 @@ async fn metrics(
                 .store
                 .get_model_any(&r.model_id)
                 .await?
-                .and_then(|m| {
-                    m.output_schema["classes"].as_array().map(|c| {
-                        c.iter()
-                            .filter_map(|x| x.as_str().map(str::to_string))
-                            .collect()
-                    })
-                })
+                .map(|m| crate::monitoring::model_classes(&m))
                 .unwrap_or_default();
             classes_by_model.insert(r.model_id.clone(), c);
         }
