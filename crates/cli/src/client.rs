@@ -425,28 +425,22 @@ pub(crate) struct Api {
     http: Client,
 }
 
-impl Api {
-    pub(crate) fn from_parts(url: &str, api_key: Option<&str>) -> Result<Api, String> {
-        let key = api_key
-            .map(str::to_string)
-            .ok_or("set COREPLEX_API_KEY (or --api-key) to an API key")?;
-        Ok(Api {
-            base: url.trim_end_matches('/').to_string(),
-            key,
-            http: Client::new(),
-        })
-    }
-    fn new(conn: &Conn) -> Result<Api, String> {
-        let key = conn
+impl Conn {
+    /// The client for this server and key.
+    pub(crate) fn api(&self) -> Result<Api, String> {
+        let key = self
             .api_key
             .clone()
             .ok_or("set COREPLEX_API_KEY (or --api-key) to an API key")?;
         Ok(Api {
-            base: conn.url.trim_end_matches('/').to_string(),
+            base: self.url.trim_end_matches('/').to_string(),
             key,
             http: Client::new(),
         })
     }
+}
+
+impl Api {
     pub(crate) fn req(&self, method: reqwest::Method, path: &str) -> RequestBuilder {
         self.http
             .request(method, format!("{}/api/v1{path}", self.base))
@@ -492,7 +486,7 @@ fn exec(cmd: ClientCommand) -> Result<Value, String> {
     use reqwest::Method;
     match cmd {
         ClientCommand::Projects { conn, cmd } => {
-            let api = Api::new(&conn)?;
+            let api = conn.api()?;
             match cmd {
                 ProjectCmd::Create { name, description } => api.post(
                     "/projects",
@@ -518,7 +512,7 @@ fn exec(cmd: ClientCommand) -> Result<Value, String> {
             }
         }
         ClientCommand::Keys { conn, cmd } => {
-            let api = Api::new(&conn)?;
+            let api = conn.api()?;
             match cmd {
                 KeyCmd::Create { subject, name, org_admin, deployment } => api.post(
                     "/keys",
@@ -529,7 +523,7 @@ fn exec(cmd: ClientCommand) -> Result<Value, String> {
             }
         }
         ClientCommand::Datasets { conn, cmd } => {
-            let api = Api::new(&conn)?;
+            let api = conn.api()?;
             match cmd {
                 DatasetCmd::Upload {
                     project_id,
@@ -563,7 +557,7 @@ fn exec(cmd: ClientCommand) -> Result<Value, String> {
             }
         }
         ClientCommand::Models { conn, cmd } => {
-            let api = Api::new(&conn)?;
+            let api = conn.api()?;
             match cmd {
                 ModelCmd::Register {
                     project_id,
@@ -641,14 +635,14 @@ fn exec(cmd: ClientCommand) -> Result<Value, String> {
             }
         }
         ClientCommand::Jobs { conn, cmd } => {
-            let api = Api::new(&conn)?;
+            let api = conn.api()?;
             match cmd {
                 JobCmd::Get { job_id } => api.get(&format!("/jobs/{job_id}")),
                 JobCmd::List { project_id } => api.get(&format!("/projects/{project_id}/jobs")),
                 JobCmd::Cancel { job_id } => api.post(&format!("/jobs/{job_id}/cancel"), json!({})),
             }
         }
-        ClientCommand::AbTests { conn, cmd } => ab_tests(&Api::new(&conn)?, cmd),
+        ClientCommand::AbTests { conn, cmd } => ab_tests(&conn.api()?, cmd),
         ClientCommand::Audit {
             conn,
             project,
@@ -659,7 +653,7 @@ fn exec(cmd: ClientCommand) -> Result<Value, String> {
             until,
             limit,
         } => {
-            let api = Api::new(&conn)?;
+            let api = conn.api()?;
             let mut q: Vec<(&str, String)> = Vec::new();
             for (k, v) in [
                 ("project_id", project),

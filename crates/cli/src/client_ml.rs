@@ -15,21 +15,6 @@ use std::io::{IsTerminal, Read, Write};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-#[derive(Debug, Args)]
-pub struct Conn {
-    /// Server URL.
-    #[arg(
-        long,
-        env = "COREPLEX_URL",
-        default_value = "http://127.0.0.1:8080",
-        global = true
-    )]
-    url: String,
-    /// API key.
-    #[arg(long, env = "COREPLEX_API_KEY", hide_env_values = true, global = true)]
-    api_key: Option<String>,
-}
-
 #[derive(Debug, Subcommand)]
 pub enum MlCommand {
     /// AutoML experiments: train and rank models on a dataset version.
@@ -499,14 +484,8 @@ enum Output {
     Text(String),
 }
 
-/// The shared client, plus the query helper these commands use.
-use crate::client::Api;
-
-impl Conn {
-    fn api(&self) -> Result<Api, String> {
-        Api::from_parts(&self.url, self.api_key.as_deref())
-    }
-}
+/// The shared client and connection flags, plus the query helper these commands use.
+use crate::client::{Api, Conn};
 
 trait GetQuery {
     fn get_q(&self, path: &str, q: Vec<(&'static str, Option<String>)>) -> Result<Value, String>;
