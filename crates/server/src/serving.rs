@@ -275,25 +275,21 @@ const LOG_BATCH: usize = 5_000;
 const LOG_LINGER: std::time::Duration = std::time::Duration::from_millis(5);
 
 impl PredictionLog {
-    /// Starts the writer; `writer` names this server in the saved drift sketches. The returned
-    /// receiver resolves once the writer has written everything queued and stopped (after the last
-    /// handle is dropped).
+    /// Starts the writer; `writer` names this server in the saved drift sketches. It stops once
+    /// every handle is dropped and what was queued is written; [`PredictionLog::flush`] waits for
+    /// the queue.
     ///
     /// On SQLite the writer runs on a thread of its own at the lowest priority, with its
     /// own database connection (whose SQLite worker thread it creates, and which so inherits that
     /// priority): when the cores are all busy, answering predictions comes first and the log catches
     /// up in the gaps, its bounded queue pushing back on requests only if it falls far behind.
-    pub fn start(
-        store: coreplex_store::Store,
-        writer: String,
-    ) -> (PredictionLog, oneshot::Receiver<()>) {
+    pub fn start(store: coreplex_store::Store, writer: String) -> PredictionLog {
         let (tx, mut rx) = mpsc::channel::<LogMsg>(LOG_QUEUE);
         let written = Arc::new(AtomicU64::new(0));
         let failed = Arc::new(AtomicU64::new(0));
         let (w, f) = (written.clone(), failed.clone());
         let urgent = Arc::new(tokio::sync::Notify::new());
         let urgent_rx = urgent.clone();
-        let (stopped_tx, stopped) = oneshot::channel();
         let sqlite = store.dialect() == coreplex_store::Dialect::Sqlite;
         let run = move || async move {
             let store = if sqlite {
@@ -409,27 +405,20 @@ impl PredictionLog {
                             tracing::error!(error = %e, "the prediction log writer could not start")
                         }
                     }
-                    let _ = stopped_tx.send(());
                 });
             if let Err(e) = spawned {
                 tracing::error!(error = %e, "the prediction log writer thread could not start");
             }
         } else {
             // PostgreSQL does the work in its own processes: the writer is a task like any other.
-            tokio::spawn(async move {
-                run().await;
-                let _ = stopped_tx.send(());
-            });
+            tokio::spawn(run());
         }
-        (
-            PredictionLog {
-                tx,
-                urgent,
-                written,
-                failed,
-            },
-            stopped,
-        )
+        PredictionLog {
+            tx,
+            urgent,
+            written,
+            failed,
+        }
     }
 
     /// Queues a record, waiting for room when the queue is full. `features` (primary predictions)

@@ -47,7 +47,7 @@ impl AppState {
     ) -> Self {
         // Builds the shared state and starts the prediction log writer and the shadow mirror
         // (inside a tokio runtime).
-        let (log, _writer) = PredictionLog::start(store.clone(), worker_id.clone());
+        let log = PredictionLog::start(store.clone(), worker_id.clone());
         let (shadow, _mirror) = ShadowMirror::start(log.clone());
         AppState(Arc::new(Inner {
             store,
