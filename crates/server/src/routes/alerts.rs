@@ -39,23 +39,32 @@ fn redact_url(u: &str) -> String {
     }
 }
 
+/// The channel fields holding credentials.
+const SECRET_FIELDS: [&str; 3] = ["webhook_url", "url", "secret"];
+
+/// How the API shows credential field `key` of a channel.
+fn redacted(key: &str, value: &str) -> String {
+    if key == "secret" {
+        // A generated secret's `whsec_` prefix, or a user's first 4 characters: enough to tell
+        // secrets apart, too little to help guess one.
+        let shown: String = if value.starts_with("whsec_") {
+            "whsec_".into()
+        } else {
+            value.chars().take(4).collect()
+        };
+        format!("{shown}…")
+    } else {
+        redact_url(value)
+    }
+}
+
 fn redact_channel(ch: &serde_json::Value) -> serde_json::Value {
     let mut out = ch.clone();
     if let Some(o) = out.as_object_mut() {
-        for k in ["webhook_url", "url"] {
-            if let Some(u) = o.get(k).and_then(|v| v.as_str()).map(redact_url) {
-                o.insert(k.into(), json!(u));
+        for k in SECRET_FIELDS {
+            if let Some(shown) = o.get(k).and_then(|v| v.as_str()).map(|v| redacted(k, v)) {
+                o.insert(k.into(), json!(shown));
             }
-        }
-        if let Some(s) = o.get("secret").and_then(|v| v.as_str()) {
-            // A generated secret's `whsec_` prefix, or a user's first 4 characters: enough to tell
-            // secrets apart, too little to help guess one.
-            let shown: String = if s.starts_with("whsec_") {
-                "whsec_".into()
-            } else {
-                s.chars().take(4).collect()
-            };
-            o.insert("secret".into(), json!(format!("{shown}…")));
         }
     }
     out
@@ -74,7 +83,7 @@ fn restore_redacted(
         let Some(o) = ch.as_object_mut() else {
             continue;
         };
-        for k in ["webhook_url", "url", "secret"] {
+        for k in SECRET_FIELDS {
             let Some(given) = o.get(k).and_then(|v| v.as_str()) else {
                 continue;
             };
@@ -83,11 +92,7 @@ fn restore_redacted(
             }
             let original = old
                 .and_then(|old| old.get(k))
-                .filter(|v| {
-                    let mut one = serde_json::Map::new();
-                    one.insert(k.to_string(), (*v).clone());
-                    redact_channel(&serde_json::Value::Object(one))[k].as_str() == Some(given)
-                })
+                .filter(|v| v.as_str().map(|v| redacted(k, v)).as_deref() == Some(given))
                 .cloned();
             match original {
                 Some(v) => {
