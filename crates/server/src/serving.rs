@@ -303,6 +303,7 @@ impl PredictionLog {
             } else {
                 store
             };
+            let mut log_writer = store.prediction_writer();
             let mut batch = Vec::with_capacity(LOG_BATCH);
             let mut assignments = Vec::new();
             let mut waiting = Vec::new();
@@ -348,7 +349,7 @@ impl PredictionLog {
                     // A failed batch is retried a few times; the log must not lose rows to a blip.
                     let mut ok = false;
                     for attempt in 0..5u32 {
-                        match store.insert_predictions(&batch).await {
+                        match log_writer.insert(&batch).await {
                             Ok(()) => {
                                 ok = true;
                                 break;

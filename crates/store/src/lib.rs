@@ -23,6 +23,7 @@ mod experiments;
 pub mod jobs;
 mod models;
 mod monitoring;
+mod prediction_writer;
 mod records;
 mod retraining;
 mod tenancy;
@@ -33,6 +34,7 @@ pub use artifacts::ArtifactStore;
 pub use deployments::*;
 pub use experiments::*;
 pub use monitoring::*;
+pub use prediction_writer::PredictionWriter;
 pub use records::*;
 pub use retraining::*;
 
@@ -49,6 +51,8 @@ pub enum Error {
     Conflict(String),
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("stored document is malformed: {0}")]
