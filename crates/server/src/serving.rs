@@ -249,11 +249,9 @@ pub fn log_columns(p: &Prediction, output: &OutputKind) -> (Option<String>, Opti
 }
 
 enum LogMsg {
-    /// A record and, for primary predictions, its features (folded into the live drift sketches).
-    Record(
-        PredictionRecord,
-        Option<serde_json::Map<String, serde_json::Value>>,
-    ),
+    /// A record, and whether its features are folded into the live drift sketches (primary
+    /// predictions).
+    Record(PredictionRecord, bool),
     /// A request an A/B test routed, for the test's assignment counts.
     Assignment(AbAssignment),
     Flush(oneshot::Sender<()>),
@@ -319,9 +317,9 @@ impl PredictionLog {
                 loop {
                     while let Some(msg) = next.take() {
                         match msg {
-                            LogMsg::Record(r, features) => {
-                                if let Some(f) = features {
-                                    sketches.add(&r.deployment_id, r.at, &f);
+                            LogMsg::Record(r, sketch) => {
+                                if sketch {
+                                    sketches.add(&r.deployment_id, r.at, &r.features);
                                 }
                                 latest_at = latest_at.max(r.at);
                                 batch.push(r)
@@ -422,14 +420,10 @@ impl PredictionLog {
         }
     }
 
-    /// Queues a record, waiting for room when the queue is full. `features` (primary predictions)
-    /// also feed the live drift sketches.
-    pub async fn append(
-        &self,
-        r: PredictionRecord,
-        features: Option<serde_json::Map<String, serde_json::Value>>,
-    ) {
-        if self.tx.send(LogMsg::Record(r, features)).await.is_err() {
+    /// Queues a record, waiting for room when the queue is full. With `sketch` (primary
+    /// predictions) its features also feed the live drift sketches.
+    pub async fn append(&self, r: PredictionRecord, sketch: bool) {
+        if self.tx.send(LogMsg::Record(r, sketch)).await.is_err() {
             self.failed.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -563,12 +557,12 @@ async fn run_shadow(log: &PredictionLog, work: ShadowWork) {
                         latency_us: per_row_us,
                         is_error: false,
                         entity_id: work.entity_id.clone(),
-                        features: serde_json::Value::Object(row.clone()).to_string(),
+                        features: row.clone(),
                         output: serde_json::to_string(p).unwrap_or_default(),
                         predicted,
                         score,
                     },
-                    None,
+                    false,
                 )
                 .await;
             }
@@ -586,12 +580,12 @@ async fn run_shadow(log: &PredictionLog, work: ShadowWork) {
                         latency_us: per_row_us,
                         is_error: true,
                         entity_id: work.entity_id.clone(),
-                        features: serde_json::Value::Object(row.clone()).to_string(),
+                        features: row.clone(),
                         output: serde_json::json!({"error": e.to_string()}).to_string(),
                         predicted: None,
                         score: None,
                     },
-                    None,
+                    false,
                 )
                 .await;
             }

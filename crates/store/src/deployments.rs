@@ -62,7 +62,8 @@ pub struct PredictionRecord {
     pub latency_us: i64,
     pub is_error: bool,
     pub entity_id: Option<String>,
-    pub features: String,
+    /// The request's row, by feature name.
+    pub features: serde_json::Map<String, serde_json::Value>,
     pub output: String,
     pub predicted: Option<String>,
     pub score: Option<f64>,
@@ -422,8 +423,12 @@ impl Store {
                 sql.push(')');
             }
             sql.push_str(" ON CONFLICT (request_id, role) DO NOTHING");
+            let features: Vec<String> = chunk
+                .iter()
+                .map(|p| serde_json::to_string(&p.features).unwrap_or_default())
+                .collect();
             let mut q = sqlx::query(&sql);
-            for p in chunk {
+            for (p, features) in chunk.iter().zip(&features) {
                 q = q
                     .bind(&p.request_id)
                     .bind(p.role)
@@ -434,7 +439,7 @@ impl Store {
                     .bind(p.latency_us)
                     .bind(p.is_error as i64)
                     .bind(&p.entity_id)
-                    .bind(&p.features)
+                    .bind(features)
                     .bind(&p.output)
                     .bind(&p.predicted)
                     .bind(p.score);
@@ -547,7 +552,7 @@ impl Store {
                     "latency_us": r.try_get::<i64, _>("latency_us")?,
                     "error": r.try_get::<i64, _>("is_error")? != 0,
                     "entity_id": r.try_get::<Option<String>, _>("entity_id")?,
-                    "features": json_col(r, "features_json")?,
+                    "features": crate::prediction_writer::features_col(r)?,
                     "output": json_col(r, "output_json")?,
                     "label": r.try_get::<Option<String>, _>("label")?,
                     "label_value": r.try_get::<Option<f64>, _>("label_value")?,

@@ -554,12 +554,12 @@ async fn predict(
                             latency_us: per_row_us,
                             is_error: true,
                             entity_id: req.entity_id.clone(),
-                            features: serde_json::Value::Object(row.clone()).to_string(),
+                            features: row.clone(),
                             output: json!({"error": e.to_string()}).to_string(),
                             predicted: None,
                             score: None,
                         },
-                        None,
+                        false,
                     )
                     .await;
             }
@@ -573,7 +573,6 @@ async fn predict(
     let shadow_rows = ep.shadow.is_some().then(|| rows.clone());
     for ((pred, row), rid) in preds.iter().zip(rows).zip(&request_ids) {
         let (predicted, score) = log_columns(pred, output_kind);
-        let features = serde_json::to_string(&row).unwrap_or_default();
         state
             .log
             .append(
@@ -587,12 +586,12 @@ async fn predict(
                     latency_us: per_row_us,
                     is_error: false,
                     entity_id: req.entity_id.clone(),
-                    features,
+                    features: row,
                     output: serde_json::to_string(pred).unwrap_or_default(),
                     predicted,
                     score,
                 },
-                Some(row),
+                true,
             )
             .await;
     }
