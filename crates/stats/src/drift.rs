@@ -18,7 +18,7 @@
 //! of `data_drift_score`, which is the share of *all* features that drifted).
 
 use crate::sketch::{CategoricalCounts, NumericSketch, SortedView};
-use crate::sort::{sort_f64, sort_finite_parts};
+use crate::sort::{sort_finite, sort_finite_parts, unkey, SortedSample, SENTINEL};
 use crate::{check_open_unit, invalid, special, Error, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -100,6 +100,27 @@ impl Ranked for [f64] {
     }
 }
 
+impl Ranked for SortedSample {
+    fn items(&self) -> usize {
+        self.len()
+    }
+    fn value(&self, i: usize) -> f64 {
+        SortedSample::value(self, i)
+    }
+    fn cumulative(&self, i: usize) -> u64 {
+        i as u64 + 1
+    }
+    fn total(&self) -> u64 {
+        self.len() as u64
+    }
+    fn value_at(&self, j: u64) -> f64 {
+        SortedSample::value(self, j as usize)
+    }
+    fn rank_lt(&self, x: f64) -> u64 {
+        SortedSample::rank_lt(self, x) as u64
+    }
+}
+
 impl Ranked for SortedView {
     fn items(&self) -> usize {
         self.values.len()
@@ -177,23 +198,26 @@ struct MergeWalk {
     area: f64,
 }
 
-/// The KS gaps and the Wasserstein area of two sorted, NaN-free slices in one merge pass.
+/// The KS gaps and the Wasserstein area of two sorted samples in one merge pass.
 ///
 /// This is the hot loop of the drift report (two million steps for a million rows per side).
 /// A merge step depends on the previous one (which side advanced decides what to load next),
 /// so one merge runs at the speed of that dependency chain. The value range is therefore cut
 /// at quantiles of `a` into [`MERGE_LANES`] independent ranges whose merges advance in
 /// lockstep, letting the processor overlap their chains. Each step takes one element without
-/// a data-dependent branch (the side is a select); the CDFs are evaluated where a run of equal
-/// values ends, a branch that is predictable (nearly always taken for continuous data, nearly
-/// never inside long ties). Lanes cut at a value `v` with lower bounds on both sides, so runs
-/// of equal values never straddle two lanes, and the last step of a lane looks at the first
-/// value of the next lane, exactly as one long merge would.
-fn merge_walk(a: &[f64], b: &[f64]) -> MergeWalk {
+/// a data-dependent branch (the side is a select) and compares sort keys, which are integers,
+/// and the sentinel ending both samples stands for "no more values" without a bounds test;
+/// the CDFs are evaluated where a run of equal values ends, a branch that is predictable
+/// (nearly always taken for continuous data, nearly never inside long ties). Lanes cut at a
+/// value `v` with lower bounds on both sides, so runs of equal values never straddle two
+/// lanes, and the last step of a lane looks at the first value of the next lane, exactly as
+/// one long merge would.
+fn merge_walk(a: &SortedSample, b: &SortedSample) -> MergeWalk {
     let (na, nb) = (a.len(), b.len());
     let (fa, fb) = (1.0 / na as f64, 1.0 / nb as f64);
+    let (a, b) = (a.keys(), b.keys());
     if na + nb < 8192 {
-        let mut lane = MergeLane::new(0, 0, na + nb);
+        let mut lane = MergeLane::new(a, b, 0, 0, na + nb);
         lane.run(a, b, fa, fb, na + nb);
         return lane.result();
     }
@@ -201,12 +225,15 @@ fn merge_walk(a: &[f64], b: &[f64]) -> MergeWalk {
     let mut cuts = [(0usize, 0usize); MERGE_LANES + 1];
     cuts[MERGE_LANES] = (na, nb);
     for (k, cut) in cuts.iter_mut().enumerate().take(MERGE_LANES).skip(1) {
-        let v = kth_smallest(a, b, k * (na + nb) / MERGE_LANES);
-        *cut = (a.partition_point(|&x| x < v), b.partition_point(|&x| x < v));
+        let v = kth_smallest(&a[..na], &b[..nb], k * (na + nb) / MERGE_LANES);
+        *cut = (
+            a[..na].partition_point(|&x| x < v),
+            b[..nb].partition_point(|&x| x < v),
+        );
     }
     let lane = |k: usize| {
         let ((i0, j0), (i1, j1)) = (cuts[k], cuts[k + 1]);
-        MergeLane::new(i0, j0, (i1 - i0) + (j1 - j0))
+        MergeLane::new(a, b, i0, j0, (i1 - i0) + (j1 - j0))
     };
     let (mut l0, mut l1, mut l2, mut l3) = (lane(0), lane(1), lane(2), lane(3));
     let common = l0.steps.min(l1.steps).min(l2.steps).min(l3.steps);
@@ -233,10 +260,10 @@ fn merge_walk(a: &[f64], b: &[f64]) -> MergeWalk {
     total
 }
 
-/// The `t`-th smallest (0-based) value of the union of two sorted slices, by binary search on
-/// how many of the first `t + 1` come from `a` (the "merge path" co-rank).
-fn kth_smallest(a: &[f64], b: &[f64], t: usize) -> f64 {
-    let at = |s: &[f64], i: usize| s.get(i).copied().unwrap_or(f64::INFINITY);
+/// The `t`-th smallest (0-based) key of the union of two sorted key slices, by binary search
+/// on how many of the first `t + 1` come from `a` (the "merge path" co-rank).
+fn kth_smallest(a: &[u64], b: &[u64], t: usize) -> u64 {
+    let at = |s: &[u64], i: usize| s.get(i).copied().unwrap_or(SENTINEL);
     let (mut lo, mut hi) = (t.saturating_sub(b.len()), t.min(a.len()));
     while lo < hi {
         let i = (lo + hi) / 2;
@@ -253,30 +280,33 @@ fn kth_smallest(a: &[f64], b: &[f64], t: usize) -> f64 {
 /// Independent merges advanced together by [`merge_walk`].
 const MERGE_LANES: usize = 4;
 
-/// One lane of [`merge_walk`]: global positions in both samples, steps left, partial results.
+/// One lane of [`merge_walk`]: global positions in both key slices (each ending with the
+/// sentinel), steps left, the value at the current position, partial results.
 #[derive(Clone, Copy)]
 struct MergeLane {
     i: usize,
     j: usize,
     steps: usize,
+    x: f64,
     max: f64,
     min: f64,
     area: f64,
 }
 
 impl MergeLane {
-    fn new(i: usize, j: usize, steps: usize) -> Self {
+    fn new(a: &[u64], b: &[u64], i: usize, j: usize, steps: usize) -> Self {
         MergeLane {
             i,
             j,
             steps,
+            x: unkey(a[i].min(b[j])),
             max: 0.0,
             min: 0.0,
             area: 0.0,
         }
     }
 
-    fn run(&mut self, a: &[f64], b: &[f64], fa: f64, fb: f64, steps: usize) {
+    fn run(&mut self, a: &[u64], b: &[u64], fa: f64, fb: f64, steps: usize) {
         for _ in 0..steps {
             self.step(a, b, fa, fb);
         }
@@ -291,20 +321,25 @@ impl MergeLane {
     }
 
     #[inline(always)]
-    fn step(&mut self, a: &[f64], b: &[f64], fa: f64, fb: f64) {
-        let at = |s: &[f64], i: usize| s.get(i).copied().unwrap_or(f64::INFINITY);
-        let (ai, bj) = (at(a, self.i), at(b, self.j));
+    fn step(&mut self, a: &[u64], b: &[u64], fa: f64, fb: f64) {
+        let (ai, bj) = (a[self.i], b[self.j]);
         let take_a = ai <= bj;
-        let x = if take_a { ai } else { bj };
         self.i += usize::from(take_a);
         self.j += usize::from(!take_a);
-        let next = at(a, self.i).min(at(b, self.j));
-        if next != x {
-            let diff = self.i as f64 * fa - self.j as f64 * fb;
-            self.max = self.max.max(diff);
-            self.min = self.min.min(diff);
-            if next < f64::INFINITY {
-                self.area += diff.abs() * (next - x);
+        let next = a[self.i].min(b[self.j]);
+        if next != ai.min(bj) {
+            // Counts are below 2^53, so the conversions are exact.
+            let diff = self.i as i64 as f64 * fa - self.j as i64 as f64 * fb;
+            if diff > self.max {
+                self.max = diff;
+            }
+            if diff < self.min {
+                self.min = diff;
+            }
+            if next != SENTINEL {
+                let next = unkey(next);
+                self.area += diff.abs() * (next - self.x);
+                self.x = next;
             }
         }
     }
@@ -313,13 +348,18 @@ impl MergeLane {
 /// Two-sample Kolmogorov–Smirnov test, two-sided, as `scipy.stats.ks_2samp(reference,
 /// current)`. Non-finite values are treated as missing and left out.
 pub fn ks_2samp(reference: &[f64], current: &[f64]) -> Result<KsTest> {
-    let a = finite_sorted(reference);
-    let b = finite_sorted(current);
-    ks_2samp_sorted(&a, &b)
+    ks_sorted(&sort_finite(reference), &sort_finite(current))
 }
 
 /// [`ks_2samp`] on samples already sorted ascending and free of NaN.
 pub fn ks_2samp_sorted(reference: &[f64], current: &[f64]) -> Result<KsTest> {
+    ks_sorted(
+        &SortedSample::from_sorted(reference),
+        &SortedSample::from_sorted(current),
+    )
+}
+
+fn ks_sorted(reference: &SortedSample, current: &SortedSample) -> Result<KsTest> {
     check_nonempty(reference.len(), "reference sample")?;
     check_nonempty(current.len(), "current sample")?;
     let walk = merge_walk(reference, current);
@@ -483,7 +523,10 @@ pub fn psi_from_shares(reference: &[f64], current: &[f64]) -> f64 {
 
 /// Population stability index of a numeric feature (SPEC §6). Non-finite values are missing.
 pub fn psi_numeric(reference: &[f64], current: &[f64]) -> Result<f64> {
-    psi_numeric_sorted(&finite_sorted(reference), &finite_sorted(current))
+    let (a, b) = (sort_finite(reference), sort_finite(current));
+    check_nonempty(a.len(), "reference sample")?;
+    check_nonempty(b.len(), "current sample")?;
+    Ok(psi_ranked(&a, &b))
 }
 
 /// [`psi_numeric`] on samples already sorted ascending and free of NaN.
@@ -513,7 +556,7 @@ pub fn psi_categorical(reference: &CategoricalCounts, current: &CategoricalCount
 /// Wasserstein-1 distance between two empirical distributions, as
 /// `scipy.stats.wasserstein_distance(u, v)`: ∫ |F_u − F_v| dx.
 pub fn wasserstein(u: &[f64], v: &[f64]) -> Result<f64> {
-    let (a, b) = (finite_sorted(u), finite_sorted(v));
+    let (a, b) = (sort_finite(u), sort_finite(v));
     check_nonempty(a.len(), "reference sample")?;
     check_nonempty(b.len(), "current sample")?;
     Ok(merge_walk(&a, &b).area)
@@ -550,30 +593,45 @@ fn wasserstein_ranked<A: Ranked + ?Sized, B: Ranked + ?Sized>(a: &A, b: &B) -> f
 /// Wasserstein distance divided by the reference's standard deviation (ddof = 0, floored at
 /// 0.001), as Evidently's `wasserstein` drift method defines it.
 pub fn wasserstein_normed(reference: &[f64], current: &[f64]) -> Result<f64> {
-    let (a, b) = (finite_sorted(reference), finite_sorted(current));
-    wasserstein_normed_sorted(&a, &b)
+    wasserstein_normed_keys(&sort_finite(reference), &sort_finite(current))
 }
 
 /// [`wasserstein_normed`] on samples already sorted ascending and free of NaN.
 pub fn wasserstein_normed_sorted(reference: &[f64], current: &[f64]) -> Result<f64> {
+    wasserstein_normed_keys(
+        &SortedSample::from_sorted(reference),
+        &SortedSample::from_sorted(current),
+    )
+}
+
+fn wasserstein_normed_keys(reference: &SortedSample, current: &SortedSample) -> Result<f64> {
     check_nonempty(reference.len(), "reference sample")?;
     check_nonempty(current.len(), "current sample")?;
     let std = population_std(reference);
     Ok(merge_walk(reference, current).area / std.max(WASSERSTEIN_STD_FLOOR))
 }
 
-fn population_std(x: &[f64]) -> f64 {
+fn population_std(x: &SortedSample) -> f64 {
     let n = x.len() as f64;
-    let mean = x.iter().sum::<f64>() / n;
-    (x.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / n).sqrt()
+    let mean = x.values().sum::<f64>() / n;
+    (x.values().map(|v| (v - mean) * (v - mean)).sum::<f64>() / n).sqrt()
 }
 
 /// Jensen–Shannon distance (natural log, as `scipy.spatial.distance.jensenshannon`) between the
 /// histograms of two numeric samples over [`JS_BINS`] equal-width bins spanning both samples
 /// (`numpy.histogram_bin_edges(concat, bins=30)`). 0 = identical, ln(2)^½ ≈ 0.833 = disjoint.
 pub fn jensen_shannon_numeric(reference: &[f64], current: &[f64]) -> Result<f64> {
-    let (a, b) = (finite_sorted(reference), finite_sorted(current));
-    jensen_shannon_numeric_sorted(&a, &b)
+    jensen_shannon_keys(&sort_finite(reference), &sort_finite(current))
+}
+
+fn jensen_shannon_keys(reference: &SortedSample, current: &SortedSample) -> Result<f64> {
+    check_nonempty(reference.len(), "reference sample")?;
+    check_nonempty(current.len(), "current sample")?;
+    let lo = reference.value(0).min(current.value(0));
+    let hi = reference
+        .value(reference.len() - 1)
+        .max(current.value(current.len() - 1));
+    Ok(js_ranked(reference, current, lo, hi))
 }
 
 /// [`jensen_shannon_numeric`] on samples already sorted ascending and free of NaN.
@@ -874,10 +932,10 @@ impl FeatureDrift {
             );
             out.ks_statistic = Some(ks.statistic);
             out.ks_p_value = Some(ks.p_value);
-            out.psi = psi_numeric_sorted(&reference, &current).ok();
+            out.psi = Some(psi_ranked(&reference, &current));
             let std = population_std(&reference).max(WASSERSTEIN_STD_FLOOR);
             out.wasserstein_normed = Some(walk.area / std);
-            out.jensen_shannon_distance = jensen_shannon_numeric_sorted(&reference, &current).ok();
+            out.jensen_shannon_distance = jensen_shannon_keys(&reference, &current).ok();
         }
         out.drifted = options.is_drifted(out.ks_p_value, out.psi);
         out
@@ -1081,12 +1139,6 @@ fn default_threads() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
-fn finite_sorted(x: &[f64]) -> Vec<f64> {
-    let mut v: Vec<f64> = x.iter().copied().filter(|v| v.is_finite()).collect();
-    sort_f64(&mut v);
-    v
-}
-
 fn check_nonempty(n: usize, what: &'static str) -> Result<()> {
     if n == 0 {
         Err(Error::EmptySample { what })
@@ -1281,7 +1333,10 @@ mod tests {
             let mut b: Vec<f64> = (0..nb).map(|_| ((next() + shift) * ties).floor()).collect();
             a.sort_by(f64::total_cmp);
             b.sort_by(f64::total_cmp);
-            let w = merge_walk(&a, &b);
+            let w = merge_walk(
+                &SortedSample::from_sorted(&a),
+                &SortedSample::from_sorted(&b),
+            );
             let (max, min, area) = plain(&a, &b);
             assert!((w.max_diff - max).abs() < 1e-12 && (w.min_diff - min).abs() < 1e-12);
             assert!(
