@@ -110,7 +110,9 @@ def main():
     parser.add_argument("--json", help="also write the results to this file")
     args = parser.parse_args()
 
-    binary = os.path.join(ROOT, "target", "release", "coreplex")
+    # Cargo's own variable for where it builds (relative to the repository root, like cargo).
+    target = os.path.join(ROOT, os.environ.get("CARGO_TARGET_DIR", "target"))
+    binary = os.path.join(target, "release", "coreplex")
     if not args.no_build:
         subprocess.run(["cargo", "build", "--release", "-q", "-p", "coreplex-cli"], cwd=ROOT, check=True)
     python_ev = None if args.no_evidently else evidently_python(args.venv)

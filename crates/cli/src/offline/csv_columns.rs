@@ -863,7 +863,7 @@ const POW10: [f64; 23] = [
 /// decimal exponent is at most 22 in size, `digits × 10^e` (or `÷ 10^−e`) is one correctly
 /// rounded operation on exact operands, hence exactly the correctly rounded value `str::parse`
 /// returns (Clinger's fast path). Anything else returns `None` and goes through `str::parse`.
-#[inline]
+#[inline(always)]
 fn parse_decimal_prefix(s: &[u8]) -> Option<(f64, usize)> {
     let (negative, mut i) = match s.first()? {
         b'-' => (true, 1),
