@@ -82,7 +82,12 @@ async fn main() {
             current[c].push(v);
             row.insert(name.clone(), serde_json::json!(v));
         }
-        live.add("dep_bench", t0 + (i as i64 * 3_600_000 / rows as i64), &row);
+        let encoded = coreplex_store::features_codec::encode(&row);
+        live.add(
+            "dep_bench",
+            t0 + (i as i64 * 3_600_000 / rows as i64),
+            &encoded,
+        );
     }
     let ingest_s = ingest.elapsed().as_secs_f64();
     live.save(&store, "bench", t0 + 3_600_000).await;

@@ -14,6 +14,7 @@ use crate::state::AppState;
 use coreplex_domain::registry::Task;
 use coreplex_stats::drift as sd;
 use coreplex_stats::sketch::{CategoricalCounts, NumericSketch};
+use coreplex_store::features_codec::{self, FeatureValue};
 use coreplex_store::{Deployment, PredictionRow};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -31,23 +32,23 @@ pub enum FeatureSketch {
 }
 
 impl FeatureSketch {
-    fn push(&mut self, v: &serde_json::Value) {
+    fn push(&mut self, v: FeatureValue) {
         match (self, v) {
-            (FeatureSketch::Numeric { sketch }, serde_json::Value::Number(n)) => {
-                sketch.push(n.as_f64().unwrap_or(f64::NAN))
-            }
-            (FeatureSketch::Numeric { sketch }, serde_json::Value::String(s)) => {
+            (FeatureSketch::Numeric { sketch }, FeatureValue::String(s)) => {
                 match s.trim().parse::<f64>() {
                     Ok(x) => sketch.push(x),
                     Err(_) => sketch.push_missing(),
                 }
             }
-            (FeatureSketch::Numeric { sketch }, _) => sketch.push_missing(),
-            (FeatureSketch::Categorical { counts }, serde_json::Value::Null) => {
-                counts.push_missing()
+            (FeatureSketch::Numeric { sketch }, v) => match v.as_f64() {
+                Some(x) => sketch.push(x),
+                None => sketch.push_missing(),
+            },
+            (FeatureSketch::Categorical { counts }, FeatureValue::Null) => counts.push_missing(),
+            (FeatureSketch::Categorical { counts }, FeatureValue::String(s)) => counts.push(s),
+            (FeatureSketch::Categorical { counts }, other) => {
+                counts.push(&other.to_json().to_string())
             }
-            (FeatureSketch::Categorical { counts }, serde_json::Value::String(s)) => counts.push(s),
-            (FeatureSketch::Categorical { counts }, other) => counts.push(&other.to_string()),
         }
     }
     fn merge(&mut self, other: &FeatureSketch) {
@@ -72,33 +73,34 @@ pub struct BucketSketch {
 }
 
 impl BucketSketch {
-    pub fn push_row(&mut self, row: &serde_json::Map<String, serde_json::Value>) {
+    /// Folds in one logged row (the compact form of `coreplex_store::features_codec`).
+    pub fn push_row(&mut self, row: &[u8]) {
         self.rows += 1;
-        // Both maps are sorted by name: a row with exactly the features seen before is walked in
-        // step with them, without a lookup per feature.
-        let mut done = 0;
-        if self.features.len() == row.len() {
-            for ((known, f), (name, v)) in self.features.iter_mut().zip(row) {
-                if known != name {
-                    break;
+        // The encoded row and the map are both in name order: a row with the features seen before
+        // is walked in step with the map, without a lookup per feature.
+        let mut entries = features_codec::entries(row).peekable();
+        for (known, f) in self.features.iter_mut() {
+            match entries.peek() {
+                Some(&(name, v)) if name == known => {
+                    f.push(v);
+                    entries.next();
                 }
-                f.push(v);
-                done += 1;
+                _ => break,
             }
         }
-        for (name, v) in row.iter().skip(done) {
+        for (name, v) in entries {
             // The common case — a feature seen before — allocates nothing.
-            if let Some(f) = self.features.get_mut(name.as_str()) {
+            if let Some(f) = self.features.get_mut(name) {
                 f.push(v);
                 continue;
             }
             let mut f = match v {
-                serde_json::Value::String(s) if s.trim().parse::<f64>().is_err() => {
+                FeatureValue::String(s) if s.trim().parse::<f64>().is_err() => {
                     FeatureSketch::Categorical {
                         counts: CategoricalCounts::new(),
                     }
                 }
-                serde_json::Value::Bool(_) => FeatureSketch::Categorical {
+                FeatureValue::Bool(_) => FeatureSketch::Categorical {
                     counts: CategoricalCounts::new(),
                 },
                 _ => FeatureSketch::Numeric {
@@ -106,7 +108,7 @@ impl BucketSketch {
                 },
             };
             f.push(v);
-            self.features.insert(name.clone(), f);
+            self.features.insert(name.to_string(), f);
         }
     }
     pub fn merge(&mut self, other: &BucketSketch) {
@@ -129,12 +131,7 @@ pub struct LiveSketches {
 }
 
 impl LiveSketches {
-    pub fn add(
-        &mut self,
-        deployment_id: &str,
-        at: i64,
-        row: &serde_json::Map<String, serde_json::Value>,
-    ) {
+    pub fn add(&mut self, deployment_id: &str, at: i64, row: &[u8]) {
         let b = at.div_euclid(BUCKET_MS) * BUCKET_MS;
         // Looked up by reference first: a prediction of a known deployment allocates no key.
         let per_deployment = match self.buckets.get_mut(deployment_id) {

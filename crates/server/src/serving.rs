@@ -11,6 +11,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 use coreplex_domain::rollout::{bucket, pick, routing, Rollout};
 use coreplex_runtime::{LoadOptions, LoadedModel, OutputKind, Prediction};
+use coreplex_store::features_codec;
 use coreplex_store::{AbAssignment, Deployment, PredictionRecord};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -557,7 +558,7 @@ async fn run_shadow(log: &PredictionLog, work: ShadowWork) {
                         latency_us: per_row_us,
                         is_error: false,
                         entity_id: work.entity_id.clone(),
-                        features: row.clone(),
+                        features: features_codec::encode(row),
                         output: serde_json::to_string(p).unwrap_or_default(),
                         predicted,
                         score,
@@ -580,7 +581,7 @@ async fn run_shadow(log: &PredictionLog, work: ShadowWork) {
                         latency_us: per_row_us,
                         is_error: true,
                         entity_id: work.entity_id.clone(),
-                        features: row.clone(),
+                        features: features_codec::encode(row),
                         output: serde_json::json!({"error": e.to_string()}).to_string(),
                         predicted: None,
                         score: None,

@@ -62,8 +62,8 @@ pub struct PredictionRecord {
     pub latency_us: i64,
     pub is_error: bool,
     pub entity_id: Option<String>,
-    /// The request's row, by feature name.
-    pub features: serde_json::Map<String, serde_json::Value>,
+    /// The request's row, in the compact form of [`crate::features_codec::encode`].
+    pub features: Vec<u8>,
     pub output: String,
     pub predicted: Option<String>,
     pub score: Option<f64>,
@@ -425,7 +425,11 @@ impl Store {
             sql.push_str(" ON CONFLICT (request_id, role) DO NOTHING");
             let features: Vec<String> = chunk
                 .iter()
-                .map(|p| serde_json::to_string(&p.features).unwrap_or_default())
+                .map(|p| {
+                    crate::features_codec::decode(&p.features)
+                        .unwrap_or_default()
+                        .to_string()
+                })
                 .collect();
             let mut q = sqlx::query(&sql);
             for (p, features) in chunk.iter().zip(&features) {

@@ -20,7 +20,7 @@ mod audit;
 mod datasets;
 mod deployments;
 mod experiments;
-mod features_codec;
+pub mod features_codec;
 pub mod jobs;
 mod models;
 mod monitoring;

@@ -10,7 +10,7 @@
 //! (and for an in-memory SQLite database, which a second connection cannot see) it is the store's
 //! multi-row INSERT of JSON text.
 
-use crate::features_codec::{self, Encoded};
+use crate::features_codec;
 use crate::{Error, PredictionRecord, Result, Store};
 use sqlx::any::AnyRow;
 use sqlx::Row;
@@ -66,10 +66,6 @@ impl PredictionWriter {
         {
             let mut insert = tx.prepare_cached(INSERT_ONE)?;
             for p in batch {
-                let features = match features_codec::encode(&p.features) {
-                    Encoded::Bytes(b) => rusqlite::types::Value::Blob(b),
-                    Encoded::Json(j) => rusqlite::types::Value::Text(j),
-                };
                 insert.execute(rusqlite::params![
                     p.request_id,
                     p.role,
@@ -80,7 +76,7 @@ impl PredictionWriter {
                     p.latency_us,
                     p.is_error as i64,
                     p.entity_id,
-                    features,
+                    p.features,
                     p.output,
                     p.predicted,
                     p.score,
@@ -104,7 +100,7 @@ fn open_writer(path: &std::path::Path) -> rusqlite::Result<rusqlite::Connection>
 }
 
 /// The `features` of a logged prediction as JSON: written by this writer in the compact form
-/// ([`features_codec`]), or as JSON text (PostgreSQL, long names).
+/// ([`features_codec`]), or as JSON text (PostgreSQL).
 pub(crate) fn features_col(row: &AnyRow) -> Result<serde_json::Value> {
     const COL: &str = "features_json";
     let corrupt = || Error::Corrupt(format!("{COL}: not a row of features"));

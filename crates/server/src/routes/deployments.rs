@@ -17,6 +17,7 @@ use coreplex_domain::ids;
 use coreplex_domain::registry::Task;
 use coreplex_domain::rollout::{routing, QualityMetric, Strategy, StrategyConfig};
 use coreplex_domain::tenancy::{validate_name, Action, KeyScope};
+use coreplex_store::features_codec;
 use coreplex_store::{Deployment, LabelUpdate, PredictionRecord, PredictionRow};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -554,7 +555,7 @@ async fn predict(
                             latency_us: per_row_us,
                             is_error: true,
                             entity_id: req.entity_id.clone(),
-                            features: row.clone(),
+                            features: features_codec::encode(row),
                             output: json!({"error": e.to_string()}).to_string(),
                             predicted: None,
                             score: None,
@@ -586,7 +587,7 @@ async fn predict(
                     latency_us: per_row_us,
                     is_error: false,
                     entity_id: req.entity_id.clone(),
-                    features: row,
+                    features: features_codec::encode(&row),
                     output: serde_json::to_string(pred).unwrap_or_default(),
                     predicted,
                     score,
