@@ -668,3 +668,62 @@ async fn idempotency_keys_replay_refuse_other_requests_and_settings_are_kept_onc
     })
     .await;
 }
+
+#[tokio::test]
+async fn logged_predictions_come_back_with_their_features_once_each() {
+    each(|b| async move {
+        let s = &b.store;
+        let row = json!({"age": 41, "income": -0.13826430117118466, "plan": "gold", "note": null,
+                         "flags": [1, 2], "active": true});
+        let record = |i: usize| PredictionRecord {
+            request_id: format!("req-{i}"),
+            role: "primary",
+            deployment_id: "dep_1".into(),
+            model_id: "mdl_1".into(),
+            variant: "primary".into(),
+            at: 1_000 + i as i64,
+            latency_us: 40,
+            is_error: false,
+            entity_id: None,
+            features: features_codec::encode(row.as_object().unwrap()),
+            output: r#"{"label":"1"}"#.into(),
+            predicted: Some("1".into()),
+            score: Some(0.9),
+        };
+        let batch: Vec<PredictionRecord> = (0..300).map(record).collect();
+        let mut writer = s.prediction_writer();
+        writer.insert(&batch).await.unwrap();
+        // A batch retried after a failure leaves one row per request id.
+        writer.insert(&batch[..10]).await.unwrap();
+        assert_eq!(
+            s.count_predictions("dep_1").await.unwrap(),
+            300,
+            "{}",
+            b.name
+        );
+        let page = s.list_predictions("dep_1", 0, 10_000, 5, 0).await.unwrap();
+        assert_eq!(page.items[0]["request_id"], "req-0", "{}", b.name);
+        assert_eq!(page.items[0]["features"], row, "{}", b.name);
+        let unknown = s
+            .label_predictions(
+                "dep_1",
+                &[
+                    LabelUpdate {
+                        request_id: "req-0".into(),
+                        label: Some("1".into()),
+                        value: None,
+                    },
+                    LabelUpdate {
+                        request_id: "req-missing".into(),
+                        label: Some("0".into()),
+                        value: None,
+                    },
+                ],
+                5_000,
+            )
+            .await
+            .unwrap();
+        assert_eq!(unknown, vec!["req-missing".to_string()], "{}", b.name);
+    })
+    .await;
+}
