@@ -25,8 +25,20 @@ pub fn mint_key() -> (String, String, String) {
     (secret, prefix, hash)
 }
 
+/// The caller of a request. Cheap to clone: every request of a cached key shares one.
 #[derive(Debug, Clone)]
-pub struct Principal {
+pub struct Principal(std::sync::Arc<Identity>);
+
+impl std::ops::Deref for Principal {
+    type Target = Identity;
+    fn deref(&self) -> &Identity {
+        &self.0
+    }
+}
+
+/// Who a key belongs to and what it may do.
+#[derive(Debug)]
+pub struct Identity {
     pub key_id: String,
     pub org_id: String,
     pub subject: String,
@@ -60,24 +72,24 @@ impl FromRequestParts<AppState> for Principal {
         let secret = bearer(parts).ok_or_else(|| {
             ApiError::unauthorized("missing API key: send `Authorization: Bearer <key>`")
         })?;
-        let hash = hash_key(secret);
-        if let Some(p) = state.auth.principal(&hash) {
+        let digest: [u8; 32] = Sha256::digest(secret.as_bytes()).into();
+        if let Some(p) = state.auth.principal(&digest) {
             return Ok(p);
         }
         let key = state
             .store
-            .find_key_by_hash(&hash)
+            .find_key_by_hash(&hex::encode(digest))
             .await?
             .ok_or_else(|| ApiError::unauthorized("the API key is unknown or revoked"))?;
-        let p = Principal {
+        let p = Principal(std::sync::Arc::new(Identity {
             key_id: key.id,
             org_id: key.org_id,
             subject: key.subject,
             org_admin: key.org_admin,
             instance_admin: key.instance_admin,
             scope: key.scope,
-        };
-        state.auth.put_principal(hash, p.clone());
+        }));
+        state.auth.put_principal(digest, p.clone());
         parts.extensions.insert(p.clone());
         Ok(p)
     }
@@ -166,7 +178,8 @@ const AUTH_TTL: std::time::Duration = std::time::Duration::from_secs(5);
 /// Keys and roles seen recently, so the prediction path does not query the database per request.
 #[derive(Default)]
 pub struct AuthCache {
-    keys: std::sync::Mutex<std::collections::HashMap<String, (Principal, std::time::Instant)>>,
+    /// By the SHA-256 digest of the secret (the stored hash, before hex encoding).
+    keys: std::sync::Mutex<std::collections::HashMap<[u8; 32], (Principal, std::time::Instant)>>,
     /// Key id → project id → role: looked up by reference, without building a key per request.
     roles: std::sync::Mutex<
         std::collections::HashMap<
@@ -177,19 +190,19 @@ pub struct AuthCache {
 }
 
 impl AuthCache {
-    pub fn principal(&self, hash: &str) -> Option<Principal> {
+    pub fn principal(&self, digest: &[u8; 32]) -> Option<Principal> {
         let m = self.keys.lock().ok()?;
-        m.get(hash)
+        m.get(digest)
             .filter(|(_, t)| t.elapsed() < AUTH_TTL)
             .map(|(p, _)| p.clone())
     }
 
-    pub fn put_principal(&self, hash: String, p: Principal) {
+    pub fn put_principal(&self, digest: [u8; 32], p: Principal) {
         if let Ok(mut m) = self.keys.lock() {
             if m.len() > 100_000 {
                 m.clear();
             }
-            m.insert(hash, (p, std::time::Instant::now()));
+            m.insert(digest, (p, std::time::Instant::now()));
         }
     }
 
