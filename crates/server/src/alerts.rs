@@ -90,7 +90,7 @@ pub async fn metric_value(
                     None
                 };
             }
-            let classes = monitoring::serving_classes(state, &d).await;
+            let classes = monitoring::serving_classes(state, d).await;
             let m = monitoring::variant_metrics(&primary, task, &classes, window);
             match metric {
                 "latency_p50_ms" => m.latency_p50_ms,

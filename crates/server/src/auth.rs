@@ -181,13 +181,11 @@ pub struct AuthCache {
     /// By the SHA-256 digest of the secret (the stored hash, before hex encoding).
     keys: std::sync::Mutex<std::collections::HashMap<[u8; 32], (Principal, std::time::Instant)>>,
     /// Key id → project id → role: looked up by reference, without building a key per request.
-    roles: std::sync::Mutex<
-        std::collections::HashMap<
-            String,
-            std::collections::HashMap<String, (Role, std::time::Instant)>,
-        >,
-    >,
+    roles: std::sync::Mutex<std::collections::HashMap<String, ProjectRoles>>,
 }
+
+/// Project id → the key's role there and when it was looked up.
+type ProjectRoles = std::collections::HashMap<String, (Role, std::time::Instant)>;
 
 impl AuthCache {
     pub fn principal(&self, digest: &[u8; 32]) -> Option<Principal> {

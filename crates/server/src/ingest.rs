@@ -212,7 +212,7 @@ pub fn profile(
                 }
             }
         }
-        if n % 50_000 == 0 && !progress(n as f64 / row_count.max(1) as f64) {
+        if n.is_multiple_of(50_000) && !progress(n as f64 / row_count.max(1) as f64) {
             return Ok(None);
         }
     }

@@ -577,7 +577,7 @@ async fn score(
         .ok()?
         .ok()?;
     let task = Task::parse("task", &model.task).ok()?;
-    let classes = crate::monitoring::model_classes(&model);
+    let classes = crate::monitoring::model_classes(model);
     let kind =
         serde_json::from_value::<coreplex_runtime::OutputKind>(model.output_schema.clone()).ok()?;
     let logged: Vec<PredictionRow> = preds

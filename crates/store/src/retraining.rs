@@ -343,7 +343,6 @@ impl Store {
             .list_dataset_versions(dataset_id)
             .await?
             .into_iter()
-            .filter(|v| v.status == "ready")
-            .last())
+            .rfind(|v| v.status == "ready"))
     }
 }

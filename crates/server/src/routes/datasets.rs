@@ -234,7 +234,7 @@ pub(crate) async fn run_profile_job(ctx: &JobCtx) -> Result<serde_json::Value, J
         })
     })
     .await
-    .map_err(|e| JobError::transient(e))?;
+    .map_err(JobError::transient)?;
     let sys = state.system_ctx(&ctx.job.org_id, "profiler");
     match profiled {
         Ok(Some(profile)) => {
