@@ -195,7 +195,7 @@ const POW10: [f64; 23] = [
 #[inline(always)]
 fn fixed_point(x: f64, p: f64) -> Option<i64> {
     let t = x * p;
-    if !(t.abs() < 9_007_199_254_740_992.0) {
+    if t.abs() >= 9_007_199_254_740_992.0 {
         return None;
     }
     // The nearest integer (any candidate is checked below). Exact conversions: |i| < 2^53.
