@@ -5,10 +5,10 @@
 //! predictions that was about 2 µs of the 5.5 µs each logged row cost. Here a single-row INSERT,
 //! prepared once, runs on the calling thread for every row of the batch inside one transaction,
 //! on a connection of its own to the same database file, taking the same write turns as every
-//! other writer of this store; the features are stored in a compact binary form
-//! ([`features_codec`](crate::features_codec)), which saved another 0.9 µs a row. On PostgreSQL
-//! (and for an in-memory SQLite database, which a second connection cannot see) it is the store's
-//! multi-row INSERT of JSON text.
+//! other writer of this store; the features are stored as the compact bytes the request path made
+//! ([`features_codec`](crate::features_codec)), which saved another 0.9 µs a row against JSON text.
+//! On PostgreSQL (and for an in-memory SQLite database, which a second connection cannot see) it is
+//! the store's multi-row INSERT, with the features turned into JSON text.
 
 use crate::features_codec;
 use crate::{Error, PredictionRecord, Result, Store};
