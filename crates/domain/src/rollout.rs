@@ -104,6 +104,20 @@ impl QualityMetric {
             QualityMetric::Rmse | QualityMetric::Mae | QualityMetric::R2
         )
     }
+    /// Refuses a metric of the other kind of task; `field` names it in the error.
+    pub fn require_task(self, field: &str, task: Task) -> Result<()> {
+        if self.for_classification() != task.is_classification() {
+            return Err(DomainError::invalid(
+                field,
+                format!(
+                    "`{}` does not apply to a {} deployment",
+                    self.as_str(),
+                    task.as_str()
+                ),
+            ));
+        }
+        Ok(())
+    }
     /// The default gate: AUC for classification, RMSE for regression.
     pub fn default_for(task: Task) -> QualityMetric {
         if task.is_classification() {
@@ -209,16 +223,7 @@ impl StrategyConfig {
             ));
         }
         if let Some(m) = self.metric {
-            if m.for_classification() != task.is_classification() {
-                return Err(DomainError::invalid(
-                    "metric",
-                    format!(
-                        "`{}` does not apply to a {} model",
-                        m.as_str(),
-                        task.as_str()
-                    ),
-                ));
-            }
+            m.require_task("metric", task)?;
         }
         if self.min_samples_per_step == 0 {
             return Err(DomainError::invalid(

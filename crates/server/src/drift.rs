@@ -419,16 +419,7 @@ pub async fn concept_drift(
         Some(m) => coreplex_domain::rollout::QualityMetric::parse("metric", m)?,
         None => coreplex_domain::rollout::QualityMetric::default_for(task),
     };
-    if metric.for_classification() != task.is_classification() {
-        return Err(ApiError::invalid(
-            "metric",
-            format!(
-                "`{}` does not apply to a {} deployment",
-                metric.as_str(),
-                d.task
-            ),
-        ));
-    }
+    metric.require_task("metric", task)?;
     let model_id = d
         .serving_model_id
         .clone()

@@ -350,12 +350,7 @@ async fn create_policy(
                 )
             })?;
             let metric = QualityMetric::parse("performance_metric", &m)?;
-            if metric.for_classification() != task.is_classification() {
-                return Err(ApiError::invalid(
-                    "performance_metric",
-                    format!("`{m}` does not apply to a {} deployment", task.as_str()),
-                ));
-            }
+            metric.require_task("performance_metric", task)?;
             let t = req.performance_threshold.ok_or_else(|| {
                 ApiError::invalid(
                     "performance_threshold",
