@@ -311,6 +311,16 @@ mod tests {
     use super::*;
     use crate::rng::Rng;
 
+    /// Two-class probabilities of a model that knows nothing: `[1 - p, p]` per row, `p` uniform.
+    fn noise_probabilities(r: &mut Rng, n: usize) -> Vec<f64> {
+        (0..n)
+            .flat_map(|_| {
+                let p = r.f64();
+                [1.0 - p, p]
+            })
+            .collect()
+    }
+
     #[test]
     fn regression_blend_is_non_negative_and_finds_the_good_model() {
         let mut r = Rng::new(3);
@@ -345,12 +355,7 @@ mod tests {
         };
         let a = informative(&mut r);
         let b = informative(&mut r);
-        let noise: Vec<f64> = (0..n)
-            .flat_map(|_| {
-                let p = r.f64();
-                [1.0 - p, p]
-            })
-            .collect();
+        let noise = noise_probabilities(&mut r, n);
         let shape = Shape {
             task: Task::BinaryClassification,
             classes: 2,
@@ -393,12 +398,7 @@ mod tests {
                 [1.0 - p, p]
             })
             .collect();
-        let noise: Vec<f64> = (0..n)
-            .flat_map(|_| {
-                let p = r.f64();
-                [1.0 - p, p]
-            })
-            .collect();
+        let noise = noise_probabilities(&mut r, n);
         let shape = Shape {
             task: Task::BinaryClassification,
             classes: 2,
