@@ -50,6 +50,10 @@ pub enum PromotionChange {
     },
 }
 
+/// The columns a logged prediction is inserted with, in the order of [`PredictionRecord`]'s fields.
+pub(crate) const PREDICTION_COLUMNS: &str = "request_id, role, deployment_id, model_id, variant, \
+     at, latency_us, is_error, entity_id, features_json, output_json, predicted, score";
+
 /// One logged prediction.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PredictionRecord {
@@ -400,15 +404,11 @@ impl Store {
             return Ok(());
         }
         const COLS: usize = 13;
+        // Stay well under SQLite's limit of bound parameters per statement.
+        const ROWS_PER_STATEMENT: usize = 500;
         let mut tx = self.begin().await?;
-        let mut rest = batch;
-        while !rest.is_empty() {
-            let (chunk, tail) = rest.split_at(statement_rows(rest.len()));
-            rest = tail;
-            let mut sql = String::from(
-                "INSERT INTO predictions (request_id, role, deployment_id, model_id, variant, at, latency_us, is_error, \
-                 entity_id, features_json, output_json, predicted, score) VALUES ",
-            );
+        for chunk in batch.chunks(ROWS_PER_STATEMENT) {
+            let mut sql = format!("INSERT INTO predictions ({PREDICTION_COLUMNS}) VALUES ");
             for i in 0..chunk.len() {
                 if i > 0 {
                     sql.push(',');
@@ -578,17 +578,4 @@ impl Store {
             .unwrap_or(0);
         Ok(n)
     }
-}
-
-/// Rows in the next multi-row INSERT of a prediction batch of `remaining` rows.
-///
-/// Batches have every size, and a statement prepared for one size cannot be reused for another:
-/// preparing a fresh statement of a few hundred rows for every batch cost more than inserting
-/// them. Cutting each batch into a few fixed sizes keeps the statements in the connection's
-/// prepared-statement cache. 256 rows × 13 parameters stays under SQLite's parameter limit.
-fn statement_rows(remaining: usize) -> usize {
-    [256, 64, 16, 4, 1]
-        .into_iter()
-        .find(|&n| n <= remaining)
-        .unwrap_or(1)
 }

@@ -10,17 +10,12 @@
 //! On PostgreSQL (and for an in-memory SQLite database, which a second connection cannot see) it is
 //! the store's multi-row INSERT, with the features turned into JSON text.
 
+use crate::deployments::PREDICTION_COLUMNS;
 use crate::features_codec;
 use crate::{Error, PredictionRecord, Result, Store};
 use sqlx::any::AnyRow;
 use sqlx::Row;
 use std::path::PathBuf;
-
-const INSERT_ONE: &str =
-    "INSERT INTO predictions (request_id, role, deployment_id, model_id, variant, at, \
-     latency_us, is_error, entity_id, features_json, output_json, predicted, score) \
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) \
-     ON CONFLICT (request_id, role) DO NOTHING";
 
 /// Writes batches of logged predictions; see the module documentation.
 pub struct PredictionWriter {
@@ -64,7 +59,11 @@ impl PredictionWriter {
         let _turn = self.store.write_lock.lock().await;
         let tx = conn.transaction()?;
         {
-            let mut insert = tx.prepare_cached(INSERT_ONE)?;
+            let mut insert = tx.prepare_cached(&format!(
+                "INSERT INTO predictions ({PREDICTION_COLUMNS}) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) \
+                 ON CONFLICT (request_id, role) DO NOTHING"
+            ))?;
             for p in batch {
                 insert.execute(rusqlite::params![
                     p.request_id,
