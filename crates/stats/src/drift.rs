@@ -17,8 +17,9 @@
 //! statistics are absent and it does not count as drifted (it still counts in the denominator
 //! of `data_drift_score`, which is the share of *all* features that drifted).
 
+pub use crate::sample::SamplePart;
 use crate::sketch::{CategoricalCounts, NumericSketch, SortedView};
-use crate::sort::{sort_finite, sort_finite_parts, unkey, SortedSample, SENTINEL};
+use crate::sort::{fixed_int, pow10, sort_finite, sort_parts, unkey, SortedSample, SENTINEL};
 use crate::{check_open_unit, invalid, special, Error, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -212,13 +213,33 @@ struct MergeWalk {
 /// value `v` with lower bounds on both sides, so runs of equal values never straddle two
 /// lanes, and the last step of a lane looks at the first value of the next lane, exactly as
 /// one long merge would.
-fn merge_walk(a: &SortedSample, b: &SortedSample) -> MergeWalk {
+fn merge_walk(a: &mut SortedSample, b: &mut SortedSample) -> MergeWalk {
+    SortedSample::align(a, b);
+    match a.decimals() {
+        // Fixed-point keys: the area is summed in units of 10^-k (integer steps, no
+        // conversion of keys to values) and scaled once.
+        Some(d) => {
+            let mut walk = merge_walk_with(a, b, |k| fixed_int(k) as f64);
+            walk.area /= pow10(d);
+            walk
+        }
+        None => merge_walk_with(a, b, unkey),
+    }
+}
+
+/// [`merge_walk`] over keys of one kind; `at` gives a key's position on the value axis.
+#[inline(always)]
+fn merge_walk_with(
+    a: &SortedSample,
+    b: &SortedSample,
+    at: impl Fn(u64) -> f64 + Copy,
+) -> MergeWalk {
     let (na, nb) = (a.len(), b.len());
     let (fa, fb) = (1.0 / na as f64, 1.0 / nb as f64);
     let (a, b) = (a.keys(), b.keys());
     if na + nb < 8192 {
-        let mut lane = MergeLane::new(a, b, 0, 0, na + nb);
-        lane.run(a, b, fa, fb, na + nb);
+        let mut lane = MergeLane::new(a, b, 0, 0, na + nb, at);
+        lane.run(a, b, fa, fb, na + nb, at);
         return lane.result();
     }
     // Cut the merged order into equal parts at value boundaries.
@@ -233,16 +254,16 @@ fn merge_walk(a: &SortedSample, b: &SortedSample) -> MergeWalk {
     }
     let lane = |k: usize| {
         let ((i0, j0), (i1, j1)) = (cuts[k], cuts[k + 1]);
-        MergeLane::new(a, b, i0, j0, (i1 - i0) + (j1 - j0))
+        MergeLane::new(a, b, i0, j0, (i1 - i0) + (j1 - j0), at)
     };
     let (mut l0, mut l1, mut l2, mut l3) = (lane(0), lane(1), lane(2), lane(3));
     let common = l0.steps.min(l1.steps).min(l2.steps).min(l3.steps);
     // Four independent merges interleaved; locals so their state stays in registers.
     for _ in 0..common {
-        l0.step(a, b, fa, fb);
-        l1.step(a, b, fa, fb);
-        l2.step(a, b, fa, fb);
-        l3.step(a, b, fa, fb);
+        l0.step(a, b, fa, fb, at);
+        l1.step(a, b, fa, fb, at);
+        l2.step(a, b, fa, fb, at);
+        l3.step(a, b, fa, fb, at);
     }
     let mut total = MergeWalk {
         max_diff: 0.0,
@@ -251,7 +272,7 @@ fn merge_walk(a: &SortedSample, b: &SortedSample) -> MergeWalk {
     };
     for mut l in [l0, l1, l2, l3] {
         let rest = l.steps - common;
-        l.run(a, b, fa, fb, rest);
+        l.run(a, b, fa, fb, rest, at);
         let r = l.result();
         total.max_diff = total.max_diff.max(r.max_diff);
         total.min_diff = total.min_diff.min(r.min_diff);
@@ -294,21 +315,36 @@ struct MergeLane {
 }
 
 impl MergeLane {
-    fn new(a: &[u64], b: &[u64], i: usize, j: usize, steps: usize) -> Self {
+    fn new(
+        a: &[u64],
+        b: &[u64],
+        i: usize,
+        j: usize,
+        steps: usize,
+        at: impl Fn(u64) -> f64,
+    ) -> Self {
         MergeLane {
             i,
             j,
             steps,
-            x: unkey(a[i].min(b[j])),
+            x: at(a[i].min(b[j])),
             max: 0.0,
             min: 0.0,
             area: 0.0,
         }
     }
 
-    fn run(&mut self, a: &[u64], b: &[u64], fa: f64, fb: f64, steps: usize) {
+    fn run(
+        &mut self,
+        a: &[u64],
+        b: &[u64],
+        fa: f64,
+        fb: f64,
+        steps: usize,
+        at: impl Fn(u64) -> f64 + Copy,
+    ) {
         for _ in 0..steps {
-            self.step(a, b, fa, fb);
+            self.step(a, b, fa, fb, at);
         }
     }
 
@@ -321,7 +357,7 @@ impl MergeLane {
     }
 
     #[inline(always)]
-    fn step(&mut self, a: &[u64], b: &[u64], fa: f64, fb: f64) {
+    fn step(&mut self, a: &[u64], b: &[u64], fa: f64, fb: f64, at: impl Fn(u64) -> f64) {
         let (ai, bj) = (a[self.i], b[self.j]);
         let take_a = ai <= bj;
         self.i += usize::from(take_a);
@@ -337,7 +373,7 @@ impl MergeLane {
                 self.min = diff;
             }
             if next != SENTINEL {
-                let next = unkey(next);
+                let next = at(next);
                 self.area += diff.abs() * (next - self.x);
                 self.x = next;
             }
@@ -348,18 +384,18 @@ impl MergeLane {
 /// Two-sample Kolmogorov–Smirnov test, two-sided, as `scipy.stats.ks_2samp(reference,
 /// current)`. Non-finite values are treated as missing and left out.
 pub fn ks_2samp(reference: &[f64], current: &[f64]) -> Result<KsTest> {
-    ks_sorted(&sort_finite(reference), &sort_finite(current))
+    ks_sorted(&mut sort_finite(reference), &mut sort_finite(current))
 }
 
 /// [`ks_2samp`] on samples already sorted ascending and free of NaN.
 pub fn ks_2samp_sorted(reference: &[f64], current: &[f64]) -> Result<KsTest> {
     ks_sorted(
-        &SortedSample::from_sorted(reference),
-        &SortedSample::from_sorted(current),
+        &mut SortedSample::from_sorted(reference),
+        &mut SortedSample::from_sorted(current),
     )
 }
 
-fn ks_sorted(reference: &SortedSample, current: &SortedSample) -> Result<KsTest> {
+fn ks_sorted(reference: &mut SortedSample, current: &mut SortedSample) -> Result<KsTest> {
     check_nonempty(reference.len(), "reference sample")?;
     check_nonempty(current.len(), "current sample")?;
     let walk = merge_walk(reference, current);
@@ -556,10 +592,10 @@ pub fn psi_categorical(reference: &CategoricalCounts, current: &CategoricalCount
 /// Wasserstein-1 distance between two empirical distributions, as
 /// `scipy.stats.wasserstein_distance(u, v)`: ∫ |F_u − F_v| dx.
 pub fn wasserstein(u: &[f64], v: &[f64]) -> Result<f64> {
-    let (a, b) = (sort_finite(u), sort_finite(v));
+    let (mut a, mut b) = (sort_finite(u), sort_finite(v));
     check_nonempty(a.len(), "reference sample")?;
     check_nonempty(b.len(), "current sample")?;
-    Ok(merge_walk(&a, &b).area)
+    Ok(merge_walk(&mut a, &mut b).area)
 }
 
 fn wasserstein_ranked<A: Ranked + ?Sized, B: Ranked + ?Sized>(a: &A, b: &B) -> f64 {
@@ -593,18 +629,21 @@ fn wasserstein_ranked<A: Ranked + ?Sized, B: Ranked + ?Sized>(a: &A, b: &B) -> f
 /// Wasserstein distance divided by the reference's standard deviation (ddof = 0, floored at
 /// 0.001), as Evidently's `wasserstein` drift method defines it.
 pub fn wasserstein_normed(reference: &[f64], current: &[f64]) -> Result<f64> {
-    wasserstein_normed_keys(&sort_finite(reference), &sort_finite(current))
+    wasserstein_normed_keys(&mut sort_finite(reference), &mut sort_finite(current))
 }
 
 /// [`wasserstein_normed`] on samples already sorted ascending and free of NaN.
 pub fn wasserstein_normed_sorted(reference: &[f64], current: &[f64]) -> Result<f64> {
     wasserstein_normed_keys(
-        &SortedSample::from_sorted(reference),
-        &SortedSample::from_sorted(current),
+        &mut SortedSample::from_sorted(reference),
+        &mut SortedSample::from_sorted(current),
     )
 }
 
-fn wasserstein_normed_keys(reference: &SortedSample, current: &SortedSample) -> Result<f64> {
+fn wasserstein_normed_keys(
+    reference: &mut SortedSample,
+    current: &mut SortedSample,
+) -> Result<f64> {
     check_nonempty(reference.len(), "reference sample")?;
     check_nonempty(current.len(), "current sample")?;
     let std = population_std(reference);
@@ -612,9 +651,21 @@ fn wasserstein_normed_keys(reference: &SortedSample, current: &SortedSample) -> 
 }
 
 fn population_std(x: &SortedSample) -> f64 {
-    let n = x.len() as f64;
-    let mean = x.values().sum::<f64>() / n;
-    (x.values().map(|v| (v - mean) * (v - mean)).sum::<f64>() / n).sqrt()
+    match x.decimals() {
+        // The standard deviation of the exact integers, scaled once: no division per value.
+        Some(d) => {
+            let keys = &x.keys()[..x.len()];
+            mean_std(keys.iter().map(|&k| fixed_int(k) as f64), keys.len()) / pow10(d)
+        }
+        None => mean_std(x.values(), x.len()),
+    }
+}
+
+/// Population standard deviation (ddof = 0), two passes as NumPy computes it.
+fn mean_std(values: impl Iterator<Item = f64> + Clone, n: usize) -> f64 {
+    let n = n as f64;
+    let mean = values.clone().sum::<f64>() / n;
+    (values.map(|v| (v - mean) * (v - mean)).sum::<f64>() / n).sqrt()
 }
 
 /// Jensen–Shannon distance (natural log, as `scipy.spatial.distance.jensenshannon`) between the
@@ -891,21 +942,27 @@ impl FeatureDrift {
         current: Vec<f64>,
         options: &DriftOptions,
     ) -> FeatureDrift {
-        Self::numeric_parts(name, vec![reference], vec![current], options)
+        Self::numeric_parts(
+            name,
+            vec![SamplePart::Values(reference)],
+            vec![SamplePart::Values(current)],
+            options,
+        )
     }
 
     /// [`FeatureDrift::numeric`] for samples that arrive in several pieces (e.g. one per
-    /// parsing thread); the pieces are joined by the sort, without a separate copy.
+    /// parsing thread), possibly as exact decimals; the pieces are joined by the sort, without
+    /// a separate copy.
     pub fn numeric_parts(
         name: impl Into<String>,
-        reference: Vec<Vec<f64>>,
-        current: Vec<Vec<f64>>,
+        reference: Vec<SamplePart>,
+        current: Vec<SamplePart>,
         options: &DriftOptions,
     ) -> FeatureDrift {
-        let ref_total: usize = reference.iter().map(Vec::len).sum();
-        let cur_total: usize = current.iter().map(Vec::len).sum();
-        let (reference, ref_missing) = sort_finite_parts(reference);
-        let (current, cur_missing) = sort_finite_parts(current);
+        let ref_total: usize = reference.iter().map(SamplePart::len).sum();
+        let cur_total: usize = current.iter().map(SamplePart::len).sum();
+        let (mut reference, ref_missing) = sort_parts(reference);
+        let (mut current, cur_missing) = sort_parts(current);
         let mut out = FeatureDrift {
             name: name.into(),
             kind: FeatureKind::Numeric,
@@ -924,7 +981,7 @@ impl FeatureDrift {
         };
         if !reference.is_empty() && !current.is_empty() {
             // One merge pass serves both the KS statistic and the Wasserstein distance.
-            let walk = merge_walk(&reference, &current);
+            let walk = merge_walk(&mut reference, &mut current);
             let ks = ks_from_statistic(
                 reference.len() as u64,
                 current.len() as u64,
@@ -1018,11 +1075,11 @@ pub enum FeatureInput {
         reference: Vec<f64>,
         current: Vec<f64>,
     },
-    /// Raw values in pieces (e.g. one per parsing thread), joined without a copy of their own.
+    /// Values in pieces (e.g. one per parsing thread), joined without a copy of their own.
     NumericParts {
         name: String,
-        reference: Vec<Vec<f64>>,
-        current: Vec<Vec<f64>>,
+        reference: Vec<SamplePart>,
+        current: Vec<SamplePart>,
     },
     Categorical {
         name: String,
@@ -1333,14 +1390,43 @@ mod tests {
             let mut b: Vec<f64> = (0..nb).map(|_| ((next() + shift) * ties).floor()).collect();
             a.sort_by(f64::total_cmp);
             b.sort_by(f64::total_cmp);
-            let w = merge_walk(
-                &SortedSample::from_sorted(&a),
-                &SortedSample::from_sorted(&b),
-            );
             let (max, min, area) = plain(&a, &b);
+            // Keys of the values, fixed-point keys (the samples are integers), and one of each.
+            let walks = [
+                merge_walk(
+                    &mut SortedSample::from_sorted(&a),
+                    &mut SortedSample::from_sorted(&b),
+                ),
+                merge_walk(&mut sort_finite(&a), &mut sort_finite(&b)),
+                merge_walk(&mut sort_finite(&a), &mut SortedSample::from_sorted(&b)),
+            ];
+            for w in walks {
+                assert!((w.max_diff - max).abs() < 1e-12 && (w.min_diff - min).abs() < 1e-12);
+                assert!(
+                    (w.area - area).abs() <= 1e-9 * area.abs().max(1.0),
+                    "{} vs {area}",
+                    w.area
+                );
+            }
+        }
+        // Fixed-point samples with different decimals are brought to one scale; one too wide
+        // for that scale falls back to the keys of the values.
+        let a: Vec<f64> = (0..6000).map(|i| (i % 997) as f64 / 100.0).collect();
+        let b: Vec<f64> = (0..5000)
+            .map(|i| ((i % 1009) + 1500) as f64 / 1000.0)
+            .collect();
+        let wide: Vec<f64> = (0..5000).map(|i| (i % 1009) as f64 * 1e11 + 0.5).collect();
+        for b in [b, wide] {
+            let (mut sa, mut sb) = (sort_finite(&a), sort_finite(&b));
+            assert!(sa.decimals().is_some() && sb.decimals().is_some());
+            let w = merge_walk(&mut sa, &mut sb);
+            let (mut sorted_a, mut sorted_b) = (a.clone(), b.clone());
+            sorted_a.sort_by(f64::total_cmp);
+            sorted_b.sort_by(f64::total_cmp);
+            let (max, min, area) = plain(&sorted_a, &sorted_b);
             assert!((w.max_diff - max).abs() < 1e-12 && (w.min_diff - min).abs() < 1e-12);
             assert!(
-                (w.area - area).abs() <= 1e-9 * area.abs().max(1.0),
+                (w.area - area).abs() <= 1e-9 * area.abs(),
                 "{} vs {area}",
                 w.area
             );

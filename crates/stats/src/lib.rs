@@ -8,6 +8,7 @@
 //!
 //! Code map:
 //! - [`sketch`]: mergeable column profiles (quantile sketch, category counts) for streaming drift.
+//! - [`sample`]: samples handed over in pieces, exact decimals kept as fixed-point integers.
 //! - [`drift`]: exact drift tests (KS, chi-squared, PSI, Wasserstein, Jensen–Shannon), the
 //!   decision rule and the report over many features; drift from two sketches.
 //! - [`ab`]: A/B tests (z-test, Welch), sample size, SRM, sequential (mSPRT) p-values.
@@ -19,6 +20,7 @@ pub mod ab;
 pub mod drift;
 pub mod latency;
 pub mod quality;
+pub mod sample;
 pub mod sketch;
 pub mod special;
 

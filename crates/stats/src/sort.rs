@@ -6,6 +6,8 @@
 //! two samples together with a tag per value, to scan their merged order instead of merging,
 //! was measured slower: carrying the tags doubles the scattered write streams.)
 
+use crate::sample::SamplePart;
+
 /// Map an `f64` to a `u64` whose unsigned order is the numeric order. −0 maps to the key of
 /// +0: the two are equal numbers, and the tests must see them as one value (as SciPy does).
 #[inline]
@@ -27,15 +29,38 @@ pub(crate) fn unkey(k: u64) -> f64 {
 /// Ends every [`SortedSample`]: above the key of every number (it would be a NaN's key).
 pub(crate) const SENTINEL: u64 = u64::MAX;
 
-/// The finite values of a sample, sorted ascending and kept as their sort keys (see [`key`]),
-/// followed by [`SENTINEL`].
+/// Offset added (modulo 2^64) to a fixed-point integer to make its key: signed order becomes
+/// unsigned order, and every key of an integer below 2^53 in size stays below [`SENTINEL`].
+const FIXED_BIAS: u64 = 1 << 63;
+
+/// Key of the fixed-point integer `i`.
+#[inline(always)]
+fn fixed_key(i: i64) -> u64 {
+    (i as u64) ^ FIXED_BIAS
+}
+
+/// The fixed-point integer of a key.
+#[inline(always)]
+pub(crate) fn fixed_int(k: u64) -> i64 {
+    (k ^ FIXED_BIAS) as i64
+}
+
+/// Largest fixed-point integer in size (exclusive): integers below it convert to `f64` exactly.
+pub(crate) const FIXED_LIMIT: u64 = 1 << 53;
+
+/// The finite values of a sample, sorted ascending and kept as sort keys, followed by
+/// [`SENTINEL`].
 ///
+/// A key is either a value's order-preserving bits (see [`key`]) or, for decimal data with
+/// `decimals = Some(k)`, the key of the exact fixed-point integer `i` (see [`fixed_key`])
+/// whose value is `i / 10^k` correctly rounded, the very `f64` a parser reads from the text.
 /// The tests read the sorted sample straight from the keys the radix sort leaves behind:
 /// converting back to `f64` would be two more passes over every column, and the merge of two
 /// samples compares integers and needs no bounds checks thanks to the sentinel.
 #[derive(Debug, Clone)]
 pub(crate) struct SortedSample {
     keys: Vec<u64>,
+    decimals: Option<u32>,
 }
 
 impl SortedSample {
@@ -44,7 +69,10 @@ impl SortedSample {
         let mut keys = Vec::with_capacity(values.len() + 1);
         keys.extend(values.iter().map(|&x| key(x)));
         keys.push(SENTINEL);
-        SortedSample { keys }
+        SortedSample {
+            keys,
+            decimals: None,
+        }
     }
 
     /// Number of values.
@@ -63,14 +91,29 @@ impl SortedSample {
         &self.keys
     }
 
+    /// `Some(k)` when the keys are fixed-point integers with `k` decimals.
+    #[inline]
+    pub(crate) fn decimals(&self) -> Option<u32> {
+        self.decimals
+    }
+
+    /// The value of a key of this sample.
+    #[inline]
+    pub(crate) fn key_value(&self, k: u64) -> f64 {
+        match self.decimals {
+            None => unkey(k),
+            Some(d) => fixed_int(k) as f64 / POW10[d as usize],
+        }
+    }
+
     #[inline]
     pub(crate) fn value(&self, i: usize) -> f64 {
-        unkey(self.keys[i])
+        self.key_value(self.keys[i])
     }
 
     /// The values in ascending order.
-    pub(crate) fn values(&self) -> impl Iterator<Item = f64> + '_ {
-        self.keys[..self.len()].iter().map(|&k| unkey(k))
+    pub(crate) fn values(&self) -> impl Iterator<Item = f64> + Clone + '_ {
+        self.keys[..self.len()].iter().map(|&k| self.key_value(k))
     }
 
     /// How many values are `< x`.
@@ -78,8 +121,72 @@ impl SortedSample {
         if x.is_nan() {
             return 0;
         }
-        let k = key(x);
-        self.keys[..self.len()].partition_point(|&v| v < k)
+        let keys = &self.keys[..self.len()];
+        match self.decimals {
+            None => {
+                let k = key(x);
+                keys.partition_point(|&v| v < k)
+            }
+            // Values are non-decreasing in the key (rounding is monotonic).
+            Some(_) => keys.partition_point(|&v| self.key_value(v) < x),
+        }
+    }
+
+    /// Give both samples the same kind of keys, so that comparing keys compares values: the
+    /// same number of decimals when both are fixed-point and the wider scale keeps every
+    /// integer below 2^53, the keys of the `f64` values otherwise.
+    pub(crate) fn align(a: &mut SortedSample, b: &mut SortedSample) {
+        if a.decimals == b.decimals {
+            return;
+        }
+        if let (Some(da), Some(db)) = (a.decimals, b.decimals) {
+            let rescaled = if da < db {
+                a.rescale(db)
+            } else {
+                b.rescale(da)
+            };
+            if rescaled {
+                return;
+            }
+        }
+        a.use_value_keys();
+        b.use_value_keys();
+    }
+
+    /// Raise a fixed-point sample to `decimals`; `false` (and unchanged) if an integer would
+    /// reach 2^53.
+    fn rescale(&mut self, decimals: u32) -> bool {
+        let Some(d) = self.decimals.filter(|&d| d <= decimals) else {
+            return false;
+        };
+        let Some(factor) = 10i64.checked_pow(decimals - d) else {
+            return false;
+        };
+        let n = self.len();
+        let fits = |k: u64| {
+            fixed_int(k)
+                .checked_mul(factor)
+                .is_some_and(|i| i.unsigned_abs() < FIXED_LIMIT)
+        };
+        if n > 0 && !(fits(self.keys[0]) && fits(self.keys[n - 1])) {
+            return false;
+        }
+        for k in &mut self.keys[..n] {
+            *k = fixed_key(fixed_int(*k) * factor);
+        }
+        self.decimals = Some(decimals);
+        true
+    }
+
+    /// Replace fixed-point keys by the keys of their values.
+    fn use_value_keys(&mut self) {
+        if let Some(d) = self.decimals.take() {
+            let n = self.len();
+            let p = POW10[d as usize];
+            for k in &mut self.keys[..n] {
+                *k = key(fixed_int(*k) as f64 / p);
+            }
+        }
     }
 }
 
@@ -128,7 +235,13 @@ pub(crate) fn sort_finite_parts(parts: Vec<Vec<f64>>) -> (SortedSample, usize) {
         keys.extend(finite_keys(&parts));
         keys.sort_unstable();
         keys.push(SENTINEL);
-        return (SortedSample { keys }, missing);
+        return (
+            SortedSample {
+                keys,
+                decimals: None,
+            },
+            missing,
+        );
     }
     let mut keys = buffer_of_len(n);
     let mut scratch = buffer_of_len(n);
@@ -145,7 +258,13 @@ pub(crate) fn sort_finite_parts(parts: Vec<Vec<f64>>) -> (SortedSample, usize) {
         keys.truncate(n);
         keys.push(SENTINEL);
         give_back(scratch);
-        return (SortedSample { keys }, missing);
+        return (
+            SortedSample {
+                keys,
+                decimals: None,
+            },
+            missing,
+        );
     };
     let shift = first * DIGIT_BITS;
     prefix_sums(h);
@@ -181,7 +300,13 @@ pub(crate) fn sort_finite_parts(parts: Vec<Vec<f64>>) -> (SortedSample, usize) {
     keys.truncate(n);
     keys.push(SENTINEL);
     give_back(scratch);
-    (SortedSample { keys }, missing)
+    (
+        SortedSample {
+            keys,
+            decimals: None,
+        },
+        missing,
+    )
 }
 
 /// Exact powers of ten representable in an `f64`.
@@ -190,10 +315,15 @@ const POW10: [f64; 23] = [
     1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
 ];
 
+/// 10^d, exactly (`d` at most 22).
+pub(crate) fn pow10(d: u32) -> f64 {
+    POW10[d as usize]
+}
+
 /// `x` as a fixed-point integer `i` with `k` decimals (`p` = 10^k): `Some(i)` when `|i| < 2^53`
 /// and `i / p`, correctly rounded, is exactly `x`.
 #[inline(always)]
-fn fixed_point(x: f64, p: f64) -> Option<i64> {
+pub(crate) fn fixed_point(x: f64, p: f64) -> Option<i64> {
     let t = x * p;
     if t.abs() >= 9_007_199_254_740_992.0 {
         return None;
@@ -204,89 +334,252 @@ fn fixed_point(x: f64, p: f64) -> Option<i64> {
 }
 
 /// The fewest decimals with which `x` is a fixed-point integer, if any.
-fn decimals(x: f64) -> Option<usize> {
+pub(crate) fn decimals(x: f64) -> Option<usize> {
     (0..POW10.len()).find(|&k| fixed_point(x, POW10[k]).is_some())
 }
 
 /// Largest radix digit of the fixed-point sort.
 const DECIMAL_DIGIT_BITS: u32 = 13;
 
-/// Sort of decimal data (what CSV files hold: numbers written with a few significant digits).
+/// The finite values of all `parts`, sorted, and how many values were missing. Fixed-point
+/// parts sort as integers without ever becoming `f64`; parts of `f64` values take
+/// [`sort_finite_parts`].
+pub(crate) fn sort_parts(parts: Vec<SamplePart>) -> (SortedSample, usize) {
+    let mut missing = 0;
+    let mut fixed = Vec::new();
+    let mut floats = Vec::new();
+    for part in parts {
+        match part {
+            SamplePart::Missing(n) => missing += n,
+            SamplePart::Values(v) => floats.push(v),
+            SamplePart::Fixed { values, decimals } => fixed.push((values, decimals)),
+        }
+    }
+    if floats.is_empty() && !fixed.is_empty() {
+        if let Some(sorted) = sort_fixed_parts(&mut fixed) {
+            return (sorted, missing);
+        }
+    }
+    // Mixed pieces (or integers too wide for one scale): as `f64` values.
+    for (values, decimals) in fixed {
+        let p = POW10[decimals.min(22) as usize];
+        floats.push(values.iter().map(|&i| i as f64 / p).collect());
+    }
+    let (sorted, more) = sort_finite_parts(floats);
+    (sorted, missing + more)
+}
+
+/// Sort fixed-point pieces, brought to one scale first; `None` if that scale would take an
+/// integer to 2^53.
+fn sort_fixed_parts(parts: &mut [(Vec<i64>, u32)]) -> Option<SortedSample> {
+    let decimals = parts.iter().map(|p| p.1).max()?;
+    if decimals > 22 {
+        return None;
+    }
+    for (values, d) in parts.iter_mut().filter(|p| p.1 < decimals) {
+        let factor = 10i64.checked_pow(decimals - *d)?;
+        for v in values.iter_mut() {
+            *v = v
+                .checked_mul(factor)
+                .filter(|i| i.unsigned_abs() < FIXED_LIMIT)?;
+        }
+        *d = decimals;
+    }
+    let n: usize = parts.iter().map(|p| p.0.len()).sum();
+    let (mut lo, mut hi) = (i64::MAX, i64::MIN);
+    for (values, _) in parts.iter() {
+        let (l, h) = min_max(values);
+        (lo, hi) = (lo.min(l), hi.max(h));
+    }
+    if n > 0 && (lo.unsigned_abs() >= FIXED_LIMIT || hi.unsigned_abs() >= FIXED_LIMIT) {
+        return None;
+    }
+    if n < 4096 || n >= u32::MAX as usize {
+        let mut keys = take_buffer();
+        keys.clear();
+        keys.reserve(n + 1);
+        keys.extend(parts.iter().flat_map(|p| p.0.iter().map(|&i| fixed_key(i))));
+        keys.sort_unstable();
+        keys.push(SENTINEL);
+        return Some(SortedSample {
+            keys,
+            decimals: Some(decimals),
+        });
+    }
+    let sources: Vec<&[i64]> = parts.iter().map(|p| p.0.as_slice()).collect();
+    Some(radix_fixed(
+        FixedSource::Parts(&sources),
+        n,
+        lo,
+        hi,
+        decimals,
+    ))
+}
+
+/// Smallest and largest of `values` (`(i64::MAX, i64::MIN)` when empty), with the widest
+/// vector compares the processor has: baseline x86-64 has no 64-bit integer compare, and the
+/// emulated one costs as much as a radix pass.
+fn min_max(values: &[i64]) -> (i64, i64) {
+    #[inline(always)]
+    fn portable(values: &[i64]) -> (i64, i64) {
+        let (mut lo, mut hi) = (i64::MAX, i64::MIN);
+        for &v in values {
+            lo = lo.min(v);
+            hi = hi.max(v);
+        }
+        (lo, hi)
+    }
+    #[cfg(target_arch = "x86_64")]
+    {
+        #[target_feature(enable = "avx512f,avx512vl")]
+        fn avx512(values: &[i64]) -> (i64, i64) {
+            portable(values)
+        }
+        #[target_feature(enable = "avx2")]
+        fn avx2(values: &[i64]) -> (i64, i64) {
+            portable(values)
+        }
+        if std::arch::is_x86_feature_detected!("avx512f")
+            && std::arch::is_x86_feature_detected!("avx512vl")
+        {
+            // SAFETY: the processor has the features the function is compiled for.
+            return unsafe { avx512(values) };
+        }
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: as above.
+            return unsafe { avx2(values) };
+        }
+    }
+    portable(values)
+}
+
+/// Sort of decimal `f64` data (what CSV files hold: numbers written with a few significant
+/// digits).
 ///
 /// Each value is `i / 10^k` for an integer `i` below 2^53 with one `k` for the whole sample
 /// (checked exactly for every value; `None` when some value is not, and the caller sorts the
-/// keys of the `f64`s instead). Integers in order give the values in order, and equal
-/// integers equal values, so radix-sorting `i − min` sorts the sample; its range is far
-/// narrower than 64 bits (a column of `%.6g` numbers spans 8 to 45 bits), which saves two or
-/// three of the five passes. The last pass writes each value's key, `i / 10^k` rounded as
-/// the parser rounded it.
+/// keys of the `f64`s instead); the integers are then sorted by [`radix_fixed`].
 fn sort_decimal(parts: &[Vec<f64>], total: usize) -> Option<(SortedSample, usize)> {
     let mut fixed = buffer_of_len(total);
     let Some((n, lo, hi, p)) = fixed_points(parts, &mut fixed) else {
         give_back(fixed);
         return None;
     };
-    let missing = total - n;
+    let decimals = POW10.iter().position(|&q| q == p).expect("a power of ten") as u32;
+    fixed.truncate(n);
+    let sorted = radix_fixed(FixedSource::Buffer(fixed), n, lo, hi, decimals);
+    Some((sorted, total - n))
+}
+
+/// Where [`radix_fixed`] reads the integers: the caller's pieces, or a pooled buffer of
+/// two's-complement words that becomes a scatter buffer once read.
+enum FixedSource<'a> {
+    Parts(&'a [&'a [i64]]),
+    Buffer(Vec<u64>),
+}
+
+/// LSD radix sort of `n` fixed-point integers in `[lo, hi]` with `decimals` decimals.
+///
+/// Integers in order give the values in order, and equal integers equal values, so
+/// radix-sorting `i − lo` sorts the sample; its range is far narrower than 64 bits (a column
+/// of `%.6g` numbers spans 8 to 45 bits), which saves two or three of the five passes of a
+/// key sort, and the digits are balanced over the passes. The first pass reads the sources
+/// (offset by `lo` on the fly), the last one writes each value's key.
+fn radix_fixed(source: FixedSource<'_>, n: usize, lo: i64, hi: i64, decimals: u32) -> SortedSample {
     let range = (hi as u64).wrapping_sub(lo as u64);
     let bits = u64::BITS - range.leading_zeros();
     let passes = bits.div_ceil(DECIMAL_DIGIT_BITS);
-    let value_key = |u: u64| key((u.wrapping_add(lo as u64) as i64) as f64 / p);
+    let offset = |v: u64| v.wrapping_sub(lo as u64);
+    let to_key = |u: u64| u.wrapping_add(lo as u64) ^ FIXED_BIAS;
+    let finish = |mut keys: Vec<u64>| {
+        keys.truncate(n);
+        keys.push(SENTINEL);
+        SortedSample {
+            keys,
+            decimals: Some(decimals),
+        }
+    };
     if passes == 0 {
         // Every value is the same.
-        let k = value_key(0);
-        fixed[..n].fill(k);
-        fixed.truncate(n);
-        fixed.push(SENTINEL);
-        return Some((SortedSample { keys: fixed }, missing));
+        let mut keys = match source {
+            FixedSource::Buffer(b) => b,
+            FixedSource::Parts(_) => buffer_of_len(n),
+        };
+        keys[..n].fill(fixed_key(lo));
+        return finish(keys);
     }
     let digit_bits = bits.div_ceil(passes);
     let mask = (1u64 << digit_bits) - 1;
-    let from_fixed = |v: u64| v.wrapping_sub(lo as u64);
     let mut histograms = vec![vec![0u32; 1 << digit_bits]; passes as usize];
-    for &v in &fixed[..n] {
-        let u = from_fixed(v);
+    let mut count = |u: u64| {
         for (pass, h) in histograms.iter_mut().enumerate() {
             h[((u >> (pass as u32 * digit_bits)) & mask) as usize] += 1;
         }
+    };
+    match &source {
+        FixedSource::Parts(parts) => parts
+            .iter()
+            .flat_map(|p| p.iter())
+            .for_each(|&v| count(offset(v as u64))),
+        FixedSource::Buffer(b) => b[..n].iter().for_each(|&v| count(offset(v))),
     }
-    let mut scratch = buffer_of_len(n);
-    let mut src: &mut [u64] = &mut fixed[..n];
-    let mut dst: &mut [u64] = &mut scratch[..n];
     let last = passes as usize - 1;
-    // The first pass reads the integers (offset by `lo` on the fly), the last one writes keys.
-    let same = |u: u64| u;
-    for (pass, h) in histograms.iter_mut().enumerate() {
+    let mut dst = buffer_of_len(n);
+    // The first pass: from the source into `dst`.
+    {
+        let h = &mut histograms[0];
+        prefix_sums(h);
+        let out = &mut dst[..n];
+        match (&source, last == 0) {
+            (FixedSource::Parts(parts), true) => {
+                for p in parts.iter() {
+                    scatter(p, out, h, 0, mask, |v| offset(v as u64), to_key);
+                }
+            }
+            (FixedSource::Parts(parts), false) => {
+                for p in parts.iter() {
+                    scatter(p, out, h, 0, mask, |v| offset(v as u64), |u| u);
+                }
+            }
+            (FixedSource::Buffer(b), true) => scatter(&b[..n], out, h, 0, mask, offset, to_key),
+            (FixedSource::Buffer(b), false) => scatter(&b[..n], out, h, 0, mask, offset, |u| u),
+        }
+    }
+    if last == 0 {
+        if let FixedSource::Buffer(b) = source {
+            give_back(b);
+        }
+        return finish(dst);
+    }
+    let mut src = dst;
+    let mut dst = match source {
+        FixedSource::Buffer(b) => b,
+        FixedSource::Parts(_) => buffer_of_len(n),
+    };
+    for (pass, h) in histograms.iter_mut().enumerate().skip(1) {
         prefix_sums(h);
         let shift = pass as u32 * digit_bits;
-        match (pass == 0, pass == last) {
-            (true, true) => scatter(src, dst, h, shift, mask, from_fixed, value_key),
-            (true, false) => scatter(src, dst, h, shift, mask, from_fixed, same),
-            (false, true) => scatter(src, dst, h, shift, mask, same, value_key),
-            (false, false) => scatter(src, dst, h, shift, mask, same, same),
+        if pass == last {
+            scatter(&src[..n], &mut dst[..n], h, shift, mask, |u| u, to_key);
+        } else {
+            scatter(&src[..n], &mut dst[..n], h, shift, mask, |u| u, |u| u);
         }
         std::mem::swap(&mut src, &mut dst);
     }
-    // After an odd number of passes the keys are in the scratch buffer.
-    let mut keys = fixed;
-    if passes % 2 == 1 {
-        std::mem::swap(&mut keys, &mut scratch);
-    }
-    keys.truncate(n);
-    keys.push(SENTINEL);
-    give_back(scratch);
-    Some((SortedSample { keys }, missing))
+    give_back(dst);
+    finish(src)
 }
 
 /// One radix pass: `load` turns a stored word into the sorted integer, `store` into what
 /// the pass writes.
 #[inline(always)]
-fn scatter(
-    src: &[u64],
+fn scatter<W: Copy>(
+    src: &[W],
     dst: &mut [u64],
     h: &mut [u32],
     shift: u32,
     mask: u64,
-    load: impl Fn(u64) -> u64,
+    load: impl Fn(W) -> u64,
     store: impl Fn(u64) -> u64,
 ) {
     for &v in src {
@@ -515,6 +808,96 @@ mod tests {
         // the key sort takes over.
         assert!(sort_decimal(&[vec![0.1 + 0.2; 5000]], 5000).is_none());
         assert!(sort_decimal(&[vec![0.1; 5000], vec![2f64.powi(-40)]], 5001).is_none());
+    }
+
+    /// Fixed-point pieces sort as their values: at one scale when their decimals differ,
+    /// through `f64` values when mixed with values, as `f64` keys when too wide for one scale.
+    #[test]
+    fn fixed_parts_sort_like_their_values() {
+        let mut s: u64 = 7;
+        let mut ints = |n: usize, spread: i64| -> Vec<i64> {
+            (0..n)
+                .map(|_| {
+                    s = s
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
+                    ((s >> 20) as i64 % spread) - spread / 2
+                })
+                .collect()
+        };
+        let a = ints(6000, 2_000_000);
+        let b = ints(3000, 5_000);
+        let wide = vec![1i64 << 52, -(1 << 52)];
+        let value = |i: i64, d: u32| i as f64 / pow10(d);
+        let cases: Vec<(Vec<SamplePart>, bool)> = vec![
+            (
+                vec![
+                    SamplePart::Fixed {
+                        values: a.clone(),
+                        decimals: 6,
+                    },
+                    SamplePart::Missing(3),
+                    SamplePart::Fixed {
+                        values: b.clone(),
+                        decimals: 2,
+                    },
+                ],
+                true,
+            ),
+            (
+                vec![
+                    SamplePart::Fixed {
+                        values: a.clone(),
+                        decimals: 6,
+                    },
+                    SamplePart::Values(vec![0.25, f64::NAN, -7.5]),
+                ],
+                // Through `f64`s, then found decimal again.
+                true,
+            ),
+            (
+                vec![
+                    SamplePart::Fixed {
+                        values: b.clone(),
+                        decimals: 0,
+                    },
+                    SamplePart::Fixed {
+                        values: wide.clone(),
+                        decimals: 0,
+                    },
+                    SamplePart::Fixed {
+                        values: vec![1],
+                        decimals: 3,
+                    },
+                ],
+                false,
+            ),
+        ];
+        for (case, (parts, fixed)) in cases.into_iter().enumerate() {
+            let mut expected: Vec<f64> = Vec::new();
+            let mut missing = 0;
+            for p in &parts {
+                match p {
+                    SamplePart::Values(v) => {
+                        expected.extend(v.iter().filter(|x| x.is_finite()));
+                        missing += v.iter().filter(|x| !x.is_finite()).count();
+                    }
+                    SamplePart::Fixed { values, decimals } => {
+                        expected.extend(values.iter().map(|&i| value(i, *decimals)))
+                    }
+                    SamplePart::Missing(n) => missing += n,
+                }
+            }
+            expected.sort_by(f64::total_cmp);
+            let (sorted, got_missing) = sort_parts(parts);
+            assert_eq!(sorted.decimals().is_some(), fixed, "case {case}");
+            assert_eq!(got_missing, missing, "case {case}");
+            assert_eq!(sorted.values().collect::<Vec<_>>(), expected, "case {case}");
+            assert_eq!(sorted.keys()[sorted.len()], SENTINEL);
+            let probe = expected[expected.len() / 3];
+            let below = expected.iter().filter(|&&x| x < probe).count();
+            assert_eq!(sorted.rank_lt(probe), below, "case {case}");
+        }
     }
 
     #[test]

@@ -11,6 +11,7 @@
 //! numbers (`nan`, `inf`) also count as missing.
 
 use super::{input_error, InputError};
+use coreplex_stats::sample::{SampleBuilder, SamplePart};
 use std::collections::HashMap;
 use std::fs::File;
 use std::hash::{BuildHasherDefault, Hasher};
@@ -111,10 +112,11 @@ pub(crate) struct Plan {
 #[derive(Debug)]
 pub(crate) enum ColumnData {
     Numeric {
-        /// Values parsed by this worker (or, after merging, by the first worker).
-        values: Vec<f64>,
-        /// Other workers' values, kept apart: the sort joins the pieces anyway.
-        more: Vec<Vec<f64>>,
+        /// The piece this worker is filling (exact decimals while it can, see
+        /// [`SampleBuilder`]).
+        piece: SampleBuilder,
+        /// Full pieces and other workers' pieces, kept apart: the sort joins them anyway.
+        more: Vec<SamplePart>,
         missing: u64,
         /// First non-numeric value met (only for non-strict numeric columns).
         non_numeric: Option<String>,
@@ -129,7 +131,7 @@ impl ColumnData {
     fn with_capacity(kind: Kind, rows: usize) -> Self {
         match kind {
             Kind::Numeric { .. } => ColumnData::Numeric {
-                values: Vec::with_capacity(rows),
+                piece: SampleBuilder::with_capacity(rows, None),
                 more: Vec::new(),
                 missing: 0,
                 non_numeric: None,
@@ -151,13 +153,13 @@ impl ColumnData {
                     ..
                 },
                 ColumnData::Numeric {
-                    values: v2,
+                    piece: p2,
                     more: more2,
                     missing: m2,
                     non_numeric: n2,
                 },
             ) => {
-                more.push(v2);
+                more.push(p2.finish());
                 more.extend(more2);
                 *missing += m2;
                 if non_numeric.is_none() {
@@ -552,21 +554,30 @@ fn parse_plain_records(
             field += 1;
             // Numeric fast path: a number followed by a separator.
             if let Some(k) = plan_index {
-                if let ColumnData::Numeric { values, more, .. } = &mut columns[k] {
-                    if let Some((v, used)) = parse_decimal_prefix(&chunk[pos..]) {
-                        let end = pos + used;
-                        match separator_at(chunk, end) {
-                            Some((true, next)) => {
-                                push_value(values, more, v, ctx.piece_rows);
-                                pos = next;
+                if let ColumnData::Numeric { piece, more, .. } = &mut columns[k] {
+                    // The common shape goes straight to the piece as an exact decimal.
+                    let negative = chunk.get(pos) == Some(&b'-');
+                    let short = parse_short_decimal(chunk, negative, pos + usize::from(negative));
+                    if let Some((mantissa, decimals, end)) = short {
+                        if let Some((more_fields, next)) = separator_at(chunk, end) {
+                            if piece.is_full() {
+                                start_piece(piece, more, ctx.piece_rows);
+                            }
+                            piece.push_decimal(mantissa, decimals);
+                            pos = next;
+                            if more_fields {
                                 continue;
                             }
-                            Some((false, next)) => {
-                                push_value(values, more, v, ctx.piece_rows);
-                                pos = next;
-                                break;
+                            break;
+                        }
+                    } else if let Some((v, used)) = parse_decimal_general(&chunk[pos..]) {
+                        if let Some((more_fields, next)) = separator_at(chunk, pos + used) {
+                            push_value(piece, more, Number::Float(v), ctx.piece_rows);
+                            pos = next;
+                            if more_fields {
+                                continue;
                             }
-                            None => {}
+                            break;
                         }
                     }
                 }
@@ -741,12 +752,12 @@ fn push_field(
 ) -> Result<(), InputError> {
     match column {
         ColumnData::Numeric {
-            values,
+            piece,
             more,
             missing,
             non_numeric,
         } => match parse_number(field) {
-            Parsed::Value(v) => push_value(values, more, v, ctx.piece_rows),
+            Parsed::Value(v) => push_value(piece, more, Number::Float(v), ctx.piece_rows),
             Parsed::Missing => *missing += 1,
             Parsed::NotNumber => {
                 let text = String::from_utf8_lossy(field).into_owned();
@@ -772,24 +783,36 @@ fn push_field(
     Ok(())
 }
 
-/// Append a value without ever growing `values`: a full vector joins `more` and a fresh one
+/// Append a value without ever growing the piece: a full piece joins `more` and a fresh one
 /// of `piece_rows` takes over (the sort joins the pieces anyway, and growing would copy the
 /// column and touch twice its memory).
 #[inline(always)]
-fn push_value(values: &mut Vec<f64>, more: &mut Vec<Vec<f64>>, v: f64, piece_rows: usize) {
-    if values.len() == values.capacity() {
-        start_piece(values, more, piece_rows);
+fn push_value(piece: &mut SampleBuilder, more: &mut Vec<SamplePart>, n: Number, piece_rows: usize) {
+    if piece.is_full() {
+        start_piece(piece, more, piece_rows);
     }
-    values.push(v);
+    match n {
+        Number::Decimal(mantissa, decimals) => piece.push_decimal(mantissa, decimals),
+        Number::Float(x) => piece.push(x),
+    }
 }
 
 #[cold]
 #[inline(never)]
-fn start_piece(values: &mut Vec<f64>, more: &mut Vec<Vec<f64>>, piece_rows: usize) {
-    let full = std::mem::replace(values, Vec::with_capacity(piece_rows.max(1)));
+fn start_piece(piece: &mut SampleBuilder, more: &mut Vec<SamplePart>, piece_rows: usize) {
+    let fresh = SampleBuilder::with_capacity(piece_rows.max(1), piece.decimals());
+    let full = std::mem::replace(piece, fresh);
     if !full.is_empty() {
-        more.push(full);
+        more.push(full.finish());
     }
+}
+
+/// A number read from the text: the exact decimal `mantissa / 10^decimals` (the common
+/// shapes), or its `f64` value.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Number {
+    Decimal(i64, u32),
+    Float(f64),
 }
 
 enum Parsed {
@@ -838,14 +861,13 @@ fn lanes_equal(w: u64, b: u8) -> u64 {
 #[inline(always)]
 fn separator_within_16(chunk: &[u8], pos: usize) -> Option<usize> {
     let window = chunk.get(pos..pos + 16)?;
-    for (k, word) in window.chunks_exact(8).enumerate() {
-        let w = u64::from_le_bytes(word.try_into().expect("8 bytes"));
-        let found = lanes_equal(w, b',') | lanes_equal(w, b'\n') | lanes_equal(w, b'\r');
-        if found != 0 {
-            return Some(8 * k + (found.trailing_zeros() / 8) as usize);
-        }
-    }
-    None
+    let separators = |w: u64| lanes_equal(w, b',') | lanes_equal(w, b'\n') | lanes_equal(w, b'\r');
+    let low = separators(u64::from_le_bytes(window[..8].try_into().expect("8 bytes")));
+    let high = separators(u64::from_le_bytes(window[8..].try_into().expect("8 bytes")));
+    // Both words at once: whether the separator is in the first or the second varies from
+    // field to field (`level_7` and `level_15`), a branch on it would be mispredicted.
+    let found = u128::from(low) | (u128::from(high) << 64);
+    (found != 0).then(|| (found.trailing_zeros() / 8) as usize)
 }
 
 /// The leading run of decimal digits of the 8 bytes at `at`: its length (8 if all are
@@ -876,9 +898,10 @@ const POW10_INT: [u64; 8] = [1, 10, 100, 1_000, 10_000, 100_000, 1_000_000, 10_0
 
 /// [`parse_decimal_prefix`] for the most common shape, `digits[.digits]` (after the sign at
 /// `start`) with fewer than 8 digits on each side and no exponent, both runs read a word at a
-/// time. At most 14 digits and a divisor of at most 10^7: the same exact fast path.
+/// time: the exact decimal as its signed mantissa (at most 14 digits) and number of
+/// decimals, and where it ends.
 #[inline(always)]
-fn parse_short_decimal(s: &[u8], negative: bool, start: usize) -> Option<(f64, usize)> {
+fn parse_short_decimal(s: &[u8], negative: bool, start: usize) -> Option<(i64, u32, usize)> {
     let (int_len, int_value) = digit_run(s, start).filter(|r| r.0 < 8)?;
     // `end` stays inside the word just read.
     let mut end = start + int_len as usize;
@@ -891,9 +914,21 @@ fn parse_short_decimal(s: &[u8], negative: bool, start: usize) -> Option<(f64, u
     if int_len + frac_len == 0 || (s[end] | 0x20) == b'e' {
         return None;
     }
-    // Below 2^53, so the signed conversion (one instruction, unlike the unsigned one) is exact.
-    let value = mantissa as i64 as f64 / POW10[frac_len as usize];
-    Some((if negative { -value } else { value }, end))
+    // The sign without a branch: in a centred column it is a coin toss per value.
+    let sign = -i64::from(negative);
+    Some(((mantissa as i64 ^ sign) - sign, frac_len, end))
+}
+
+/// The number at the start of `s` (see [`parse_decimal_prefix`]), kept exact when it has the
+/// common short shape.
+#[inline(always)]
+fn parse_number_prefix(s: &[u8]) -> Option<(Number, usize)> {
+    let negative = *s.first()? == b'-';
+    if let Some((mantissa, decimals, end)) = parse_short_decimal(s, negative, usize::from(negative))
+    {
+        return Some((Number::Decimal(mantissa, decimals), end));
+    }
+    parse_decimal_general(s).map(|(v, used)| (Number::Float(v), used))
 }
 
 /// Exact powers of ten representable in an f64.
@@ -910,14 +945,28 @@ const POW10: [f64; 23] = [
 /// returns (Clinger's fast path). Anything else returns `None` and goes through `str::parse`.
 #[inline(always)]
 fn parse_decimal_prefix(s: &[u8]) -> Option<(f64, usize)> {
-    let (negative, mut i) = match s.first()? {
+    match parse_number_prefix(s)? {
+        // Below 2^53, so the signed conversion (one instruction, unlike the unsigned one) is
+        // exact, and the quotient is correctly rounded.
+        (Number::Decimal(mantissa, decimals), end) => {
+            let value = (mantissa as f64 / POW10[decimals as usize]).copysign(if s[0] == b'-' {
+                -1.0
+            } else {
+                1.0
+            });
+            Some((value, end))
+        }
+        (Number::Float(v), end) => Some((v, end)),
+    }
+}
+
+/// [`parse_decimal_prefix`] for every shape the short path leaves.
+fn parse_decimal_general(s: &[u8]) -> Option<(f64, usize)> {
+    let (negative, mut i) = match *s.first()? {
         b'-' => (true, 1),
         b'+' => (false, 1),
         _ => (false, 0),
     };
-    if let Some(parsed) = parse_short_decimal(s, negative, i) {
-        return Some(parsed);
-    }
     // Digits accumulate with wrapping arithmetic; more than 19 of them (where u64 could
     // overflow) go to the slow path below, so wrapping never changes a returned value.
     let mut mantissa: u64 = 0;

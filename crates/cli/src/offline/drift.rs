@@ -9,6 +9,7 @@ use super::csv_columns::{ColumnData, Columns, Kind, Plan, Source};
 use super::{check_unit, finish, input_error, json_text, num, Format, InputError};
 use clap::Args;
 use coreplex_stats::drift::{DriftOptions, DriftReport, FeatureInput, FeatureKind};
+use coreplex_stats::sample::{SampleBuilder, SamplePart};
 use coreplex_stats::sketch::CategoricalCounts;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -242,23 +243,23 @@ fn features_input(features: &[Feature], reference: Columns, current: Columns) ->
         .map(|(f, (r, c))| match (r, c) {
             (
                 ColumnData::Numeric {
-                    values: rv,
+                    piece: rv,
                     more: rmore,
                     missing: rm,
                     ..
                 },
                 ColumnData::Numeric {
-                    values: cv,
+                    piece: cv,
                     more: cmore,
                     missing: cm,
                     ..
                 },
             ) => {
-                // One piece per parsing thread; the stats crate counts NaN as missing.
-                let pieces = |first: Vec<f64>, more: Vec<Vec<f64>>, missing: u64| {
-                    let mut parts = vec![first];
+                // The pieces of every parsing thread, and the missing values.
+                let pieces = |first: SampleBuilder, more: Vec<SamplePart>, missing: u64| {
+                    let mut parts = vec![first.finish()];
                     parts.extend(more);
-                    parts.push(vec![f64::NAN; missing as usize]);
+                    parts.push(SamplePart::Missing(missing as usize));
                     parts
                 };
                 FeatureInput::NumericParts {
