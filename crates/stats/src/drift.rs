@@ -215,70 +215,109 @@ struct MergeWalk {
 /// one long merge would.
 fn merge_walk(a: &mut SortedSample, b: &mut SortedSample) -> MergeWalk {
     SortedSample::align(a, b);
+    let (na, nb) = (a.len(), b.len());
     match a.decimals() {
-        // Fixed-point keys: the area is summed in units of 10^-k (integer steps, no
-        // conversion of keys to values) and scaled once.
+        // Fixed-point keys: all in integers (see [`FixedLane`]), scaled once at the end.
+        Some(d)
+            if (na as u64)
+                .checked_mul(nb as u64)
+                .is_some_and(|p| p < 1 << 62) =>
+        {
+            let lanes: [FixedLane; MERGE_LANES] = merge_lanes(a.keys(), b.keys(), na, nb, ());
+            let cells = na as f64 * nb as f64;
+            let (mut max, mut min, mut area) = (0i64, 0i64, 0u128);
+            for l in lanes {
+                (max, min, area) = (max.max(l.max), min.min(l.min), area + l.area);
+            }
+            MergeWalk {
+                max_diff: max as f64 / cells,
+                min_diff: min as f64 / cells,
+                area: area as f64 / cells / pow10(d),
+            }
+        }
         Some(d) => {
-            let mut walk = merge_walk_with(a, b, |k| fixed_int(k) as f64);
+            let mut walk = float_walk(a, b, |k| fixed_int(k) as f64);
             walk.area /= pow10(d);
             walk
         }
-        None => merge_walk_with(a, b, unkey),
+        None => float_walk(a, b, unkey),
     }
 }
 
-/// [`merge_walk`] over keys of one kind; `at` gives a key's position on the value axis.
-#[inline(always)]
-fn merge_walk_with(
-    a: &SortedSample,
-    b: &SortedSample,
-    at: impl Fn(u64) -> f64 + Copy,
-) -> MergeWalk {
+/// [`merge_walk`] in `f64`: `at` gives a key's position on the value axis.
+fn float_walk(a: &SortedSample, b: &SortedSample, at: fn(u64) -> f64) -> MergeWalk {
     let (na, nb) = (a.len(), b.len());
-    let (fa, fb) = (1.0 / na as f64, 1.0 / nb as f64);
-    let (a, b) = (a.keys(), b.keys());
-    if na + nb < 8192 {
-        let mut lane = MergeLane::new(a, b, 0, 0, na + nb, at);
-        lane.run(a, b, fa, fb, na + nb, at);
-        return lane.result();
-    }
-    // Cut the merged order into equal parts at value boundaries.
-    let mut cuts = [(0usize, 0usize); MERGE_LANES + 1];
-    cuts[MERGE_LANES] = (na, nb);
-    for (k, cut) in cuts.iter_mut().enumerate().take(MERGE_LANES).skip(1) {
-        let v = kth_smallest(&a[..na], &b[..nb], k * (na + nb) / MERGE_LANES);
-        *cut = (
-            a[..na].partition_point(|&x| x < v),
-            b[..nb].partition_point(|&x| x < v),
-        );
-    }
-    let lane = |k: usize| {
-        let ((i0, j0), (i1, j1)) = (cuts[k], cuts[k + 1]);
-        MergeLane::new(a, b, i0, j0, (i1 - i0) + (j1 - j0), at)
+    let ctx = FloatContext {
+        fa: 1.0 / na as f64,
+        fb: 1.0 / nb as f64,
+        at,
     };
-    let (mut l0, mut l1, mut l2, mut l3) = (lane(0), lane(1), lane(2), lane(3));
-    let common = l0.steps.min(l1.steps).min(l2.steps).min(l3.steps);
-    // Four independent merges interleaved; locals so their state stays in registers.
-    for _ in 0..common {
-        l0.step(a, b, fa, fb, at);
-        l1.step(a, b, fa, fb, at);
-        l2.step(a, b, fa, fb, at);
-        l3.step(a, b, fa, fb, at);
-    }
+    let lanes: [FloatLane; MERGE_LANES] = merge_lanes(a.keys(), b.keys(), na, nb, ctx);
     let mut total = MergeWalk {
         max_diff: 0.0,
         min_diff: 0.0,
         area: 0.0,
     };
-    for mut l in [l0, l1, l2, l3] {
-        let rest = l.steps - common;
-        l.run(a, b, fa, fb, rest, at);
-        let r = l.result();
-        total.max_diff = total.max_diff.max(r.max_diff);
-        total.min_diff = total.min_diff.min(r.min_diff);
-        total.area += r.area;
+    for l in lanes {
+        total.max_diff = total.max_diff.max(l.max);
+        total.min_diff = total.min_diff.min(l.min);
+        total.area += l.area;
     }
     total
+}
+
+/// One merge of a range of both key slices (each ending with the sentinel), advanced a step
+/// at a time.
+trait Lane: Copy {
+    type Context: Copy;
+    fn new(a: &[u64], b: &[u64], i: usize, j: usize, steps: usize, ctx: Self::Context) -> Self;
+    fn steps(&self) -> usize;
+    fn step(&mut self, a: &[u64], b: &[u64], ctx: Self::Context);
+}
+
+/// Run [`MERGE_LANES`] lanes over the merged order of `a` and `b` cut into equal parts, in
+/// lockstep; the finished lanes hold the partial results.
+#[inline(always)]
+fn merge_lanes<L: Lane>(
+    a: &[u64],
+    b: &[u64],
+    na: usize,
+    nb: usize,
+    ctx: L::Context,
+) -> [L; MERGE_LANES] {
+    // Cut the merged order into equal parts at value boundaries (small samples: one lane
+    // does all and the others nothing).
+    let mut cuts = [(na, nb); MERGE_LANES + 1];
+    cuts[0] = (0, 0);
+    if na + nb >= 8192 {
+        for (k, cut) in cuts.iter_mut().enumerate().take(MERGE_LANES).skip(1) {
+            let v = kth_smallest(&a[..na], &b[..nb], k * (na + nb) / MERGE_LANES);
+            *cut = (
+                a[..na].partition_point(|&x| x < v),
+                b[..nb].partition_point(|&x| x < v),
+            );
+        }
+    }
+    let lane = |k: usize| {
+        let ((i0, j0), (i1, j1)) = (cuts[k], cuts[k + 1]);
+        L::new(a, b, i0, j0, (i1 - i0) + (j1 - j0), ctx)
+    };
+    let (mut l0, mut l1, mut l2, mut l3) = (lane(0), lane(1), lane(2), lane(3));
+    let common = l0.steps().min(l1.steps()).min(l2.steps()).min(l3.steps());
+    // Four independent merges interleaved; locals so their state stays in registers.
+    for _ in 0..common {
+        l0.step(a, b, ctx);
+        l1.step(a, b, ctx);
+        l2.step(a, b, ctx);
+        l3.step(a, b, ctx);
+    }
+    let mut lanes = [l0, l1, l2, l3];
+    for l in &mut lanes {
+        for _ in common..l.steps() {
+            l.step(a, b, ctx);
+        }
+    }
+    lanes
 }
 
 /// The `t`-th smallest (0-based) key of the union of two sorted key slices, by binary search
@@ -301,10 +340,17 @@ fn kth_smallest(a: &[u64], b: &[u64], t: usize) -> u64 {
 /// Independent merges advanced together by [`merge_walk`].
 const MERGE_LANES: usize = 4;
 
-/// One lane of [`merge_walk`]: global positions in both key slices (each ending with the
-/// sentinel), steps left, the value at the current position, partial results.
 #[derive(Clone, Copy)]
-struct MergeLane {
+struct FloatContext {
+    fa: f64,
+    fb: f64,
+    at: fn(u64) -> f64,
+}
+
+/// A lane of [`float_walk`]: global positions, steps, the value at the current position,
+/// partial results.
+#[derive(Clone, Copy)]
+struct FloatLane {
     i: usize,
     j: usize,
     steps: usize,
@@ -314,50 +360,27 @@ struct MergeLane {
     area: f64,
 }
 
-impl MergeLane {
-    fn new(
-        a: &[u64],
-        b: &[u64],
-        i: usize,
-        j: usize,
-        steps: usize,
-        at: impl Fn(u64) -> f64,
-    ) -> Self {
-        MergeLane {
+impl Lane for FloatLane {
+    type Context = FloatContext;
+
+    fn new(a: &[u64], b: &[u64], i: usize, j: usize, steps: usize, ctx: FloatContext) -> Self {
+        FloatLane {
             i,
             j,
             steps,
-            x: at(a[i].min(b[j])),
+            x: (ctx.at)(a[i].min(b[j])),
             max: 0.0,
             min: 0.0,
             area: 0.0,
         }
     }
 
-    fn run(
-        &mut self,
-        a: &[u64],
-        b: &[u64],
-        fa: f64,
-        fb: f64,
-        steps: usize,
-        at: impl Fn(u64) -> f64 + Copy,
-    ) {
-        for _ in 0..steps {
-            self.step(a, b, fa, fb, at);
-        }
-    }
-
-    fn result(&self) -> MergeWalk {
-        MergeWalk {
-            max_diff: self.max,
-            min_diff: self.min,
-            area: self.area,
-        }
+    fn steps(&self) -> usize {
+        self.steps
     }
 
     #[inline(always)]
-    fn step(&mut self, a: &[u64], b: &[u64], fa: f64, fb: f64, at: impl Fn(u64) -> f64) {
+    fn step(&mut self, a: &[u64], b: &[u64], ctx: FloatContext) {
         let (ai, bj) = (a[self.i], b[self.j]);
         let take_a = ai <= bj;
         self.i += usize::from(take_a);
@@ -365,7 +388,7 @@ impl MergeLane {
         let next = a[self.i].min(b[self.j]);
         if next != ai.min(bj) {
             // Counts are below 2^53, so the conversions are exact.
-            let diff = self.i as i64 as f64 * fa - self.j as i64 as f64 * fb;
+            let diff = self.i as i64 as f64 * ctx.fa - self.j as i64 as f64 * ctx.fb;
             if diff > self.max {
                 self.max = diff;
             }
@@ -373,11 +396,67 @@ impl MergeLane {
                 self.min = diff;
             }
             if next != SENTINEL {
-                let next = at(next);
+                let next = (ctx.at)(next);
                 self.area += diff.abs() * (next - self.x);
                 self.x = next;
             }
         }
+    }
+}
+
+/// A lane of [`merge_walk`] over fixed-point keys, in integers only and without a branch.
+///
+/// `d = i·n_b − j·n_a` is the CDF gap `F_a − F_b` times `n_a·n_b`, updated by `+n_b` or
+/// `−n_a` per step; the KS extremes are taken where a run of equal values ends. The area
+/// adds `|d| · (next − current)` at every step, which is 0 inside a run, so it needs no
+/// condition; key differences are integer differences, and the sum is exact in 128 bits
+/// (at most `n_a·n_b` times the value range). At the very end `d` is 0, so the sentinel's
+/// term vanishes.
+#[derive(Clone, Copy)]
+struct FixedLane {
+    i: usize,
+    j: usize,
+    steps: usize,
+    d: i64,
+    max: i64,
+    min: i64,
+    area: u128,
+}
+
+impl Lane for FixedLane {
+    type Context = ();
+
+    fn new(a: &[u64], b: &[u64], i: usize, j: usize, steps: usize, _: ()) -> Self {
+        let (na, nb) = (a.len() as i64 - 1, b.len() as i64 - 1);
+        FixedLane {
+            i,
+            j,
+            steps,
+            d: i as i64 * nb - j as i64 * na,
+            max: 0,
+            min: 0,
+            area: 0,
+        }
+    }
+
+    fn steps(&self) -> usize {
+        self.steps
+    }
+
+    #[inline(always)]
+    fn step(&mut self, a: &[u64], b: &[u64], _: ()) {
+        let (na, nb) = (a.len() as i64 - 1, b.len() as i64 - 1);
+        let (ai, bj) = (a[self.i], b[self.j]);
+        let take_a = ai <= bj;
+        let current = ai.min(bj);
+        self.i += usize::from(take_a);
+        self.j += usize::from(!take_a);
+        self.d += if take_a { nb } else { -na };
+        let next = a[self.i].min(b[self.j]);
+        let gap = if next != current { self.d } else { 0 };
+        self.max = self.max.max(gap);
+        self.min = self.min.min(gap);
+        self.area += u128::from(self.d.unsigned_abs()) * u128::from(next.wrapping_sub(current));
     }
 }
 
@@ -655,17 +734,36 @@ fn population_std(x: &SortedSample) -> f64 {
         // The standard deviation of the exact integers, scaled once: no division per value.
         Some(d) => {
             let keys = &x.keys()[..x.len()];
-            mean_std(keys.iter().map(|&k| fixed_int(k) as f64), keys.len()) / pow10(d)
+            let n = keys.len() as f64;
+            let mean = sum_by(keys, |k| fixed_int(k) as f64) / n;
+            let squares = sum_by(keys, |k| {
+                let v = fixed_int(k) as f64 - mean;
+                v * v
+            });
+            (squares / n).sqrt() / pow10(d)
         }
-        None => mean_std(x.values(), x.len()),
+        None => {
+            // Two passes, as NumPy computes it.
+            let n = x.len() as f64;
+            let mean = x.values().sum::<f64>() / n;
+            (x.values().map(|v| (v - mean) * (v - mean)).sum::<f64>() / n).sqrt()
+        }
     }
 }
 
-/// Population standard deviation (ddof = 0), two passes as NumPy computes it.
-fn mean_std(values: impl Iterator<Item = f64> + Clone, n: usize) -> f64 {
-    let n = n as f64;
-    let mean = values.clone().sum::<f64>() / n;
-    (values.map(|v| (v - mean) * (v - mean)).sum::<f64>() / n).sqrt()
+/// Σ f(key) in four interleaved sums (one long chain of additions would wait on each).
+#[inline(always)]
+fn sum_by(keys: &[u64], f: impl Fn(u64) -> f64) -> f64 {
+    let mut sums = [0.0f64; 4];
+    let chunks = keys.chunks_exact(4);
+    let rest = chunks.remainder();
+    for c in chunks {
+        for (sum, &k) in sums.iter_mut().zip(c) {
+            *sum += f(k);
+        }
+    }
+    rest.iter()
+        .fold((sums[0] + sums[1]) + (sums[2] + sums[3]), |t, &k| t + f(k))
 }
 
 /// Jensen–Shannon distance (natural log, as `scipy.spatial.distance.jensenshannon`) between the
