@@ -248,6 +248,19 @@ impl FileBytes {
             let _ = unsafe { map.unchecked_advise(memmap2::UncheckedAdvice::DontNeed) };
         }
     }
+
+    /// [`FileBytes::release`] for `part` of the bytes, by the worker that parsed it: the
+    /// unmapping is shared by the workers instead of done by one thread at the end. A page
+    /// shared with a neighbouring part that is still being read is simply mapped again.
+    fn release_part(&self, part: &[u8]) {
+        if let FileBytes::Mapped(map) = self {
+            let offset = part.as_ptr() as usize - map.as_ptr() as usize;
+            // SAFETY: as in `release`; `part` lies within the map.
+            let _ = unsafe {
+                map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, offset, part.len())
+            };
+        }
+    }
 }
 
 impl Source {
@@ -336,6 +349,7 @@ impl Source {
             header: &self.header,
             path: &shown,
             failed: &failed,
+            bytes: &self.bytes,
         };
         let blocks = Mutex::new(Blocks { data, next: 0 });
         let result = std::thread::scope(|scope| {
@@ -441,6 +455,8 @@ struct WorkerContext<'a> {
     header: &'a [String],
     path: &'a str,
     failed: &'a AtomicBool,
+    /// The file, whose pages each worker releases once parsed.
+    bytes: &'a FileBytes,
 }
 
 fn worker(blocks: &Mutex<Blocks<'_>>, ctx: &WorkerContext<'_>) -> Result<Columns, InputError> {
@@ -465,6 +481,7 @@ fn worker(blocks: &Mutex<Blocks<'_>>, ctx: &WorkerContext<'_>) -> Result<Columns
             ctx.failed.store(true, Ordering::Relaxed);
             return Err(e);
         }
+        ctx.bytes.release_part(block.bytes);
     }
     Ok(Columns { columns, rows })
 }
@@ -1112,6 +1129,7 @@ mod tests {
             header: &header,
             path: "t.csv",
             failed: &failed,
+            bytes: &FileBytes::Read(Vec::new()),
         };
         let run = |plain: bool| {
             let mut cols: Vec<ColumnData> = plans
