@@ -126,11 +126,14 @@ impl std::fmt::Debug for LoadedModel {
 fn new_session(bytes: &[u8]) -> Result<Session> {
     let env = environment()?;
     let builder = Session::builder(env).map_err(|e| Error::InvalidModel(e.to_string()))?;
+    let invalid = |e: ort::Error<_>| Error::InvalidModel(e.to_string());
     let mut builder = builder
         .with_optimization_level(GraphOptimizationLevel::Level3)
-        .and_then(|b| b.with_intra_threads(1))
-        .and_then(|b| b.with_inter_threads(1))
-        .map_err(|e| Error::InvalidModel(e.to_string()))?;
+        .map_err(invalid)?
+        .with_intra_threads(1)
+        .map_err(invalid)?
+        .with_inter_threads(1)
+        .map_err(invalid)?;
     builder
         .commit_from_memory(bytes)
         .map_err(|e| Error::InvalidModel(e.to_string()))

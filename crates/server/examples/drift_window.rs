@@ -32,7 +32,7 @@ async fn main() {
 
     // Reference: 100,000 training rows profiled like an uploaded dataset version.
     let ref_path = dir.path().join("train.csv");
-    let mut reference: Vec<Vec<f64>> = vec![Vec::with_capacity(100_000); 20];
+    let mut reference: Vec<Vec<f64>> = (0..20).map(|_| Vec::with_capacity(100_000)).collect();
     {
         let mut w = std::io::BufWriter::new(std::fs::File::create(&ref_path).unwrap());
         writeln!(w, "{}", features.join(",")).unwrap();
@@ -71,7 +71,7 @@ async fn main() {
     ))
     .await
     .unwrap();
-    let mut current: Vec<Vec<f64>> = vec![Vec::with_capacity(rows); 20];
+    let mut current: Vec<Vec<f64>> = (0..20).map(|_| Vec::with_capacity(rows)).collect();
     let mut live = LiveSketches::default();
     let t0 = 1_795_600_000_000i64;
     let ingest = Instant::now();

@@ -17,7 +17,7 @@ use crate::monitoring;
 use crate::rollouts;
 use crate::state::AppState;
 use coreplex_domain::alerting::{evaluate, Condition, Outcome};
-use coreplex_store::{Alert, Delivery, Deployment, NewDelivery, PredictionRow};
+use coreplex_store::{Alert, AlertEvaluation, Delivery, Deployment, NewDelivery, PredictionRow};
 use hmac::{Hmac, Mac};
 use serde_json::json;
 use sha2::Sha256;
@@ -182,11 +182,13 @@ pub async fn evaluate_due(state: &AppState) -> coreplex_store::Result<usize> {
             .record_alert_evaluation(
                 &alert,
                 now,
-                if firing { "firing" } else { "ok" },
-                value,
-                outcome.notifies(),
-                event,
-                &deliveries,
+                AlertEvaluation {
+                    state: if firing { "firing" } else { "ok" },
+                    value,
+                    notified: outcome.notifies(),
+                    event,
+                    deliveries: &deliveries,
+                },
             )
             .await?;
         n += 1;

@@ -59,6 +59,19 @@ pub struct Delivery {
     pub delivered_at: Option<i64>,
 }
 
+/// The outcome of one evaluation of an alert, as [`Store::record_alert_evaluation`] stores it.
+#[derive(Debug, Clone)]
+pub struct AlertEvaluation<'a> {
+    /// `firing` or `ok`.
+    pub state: &'a str,
+    pub value: Option<f64>,
+    /// Whether notifications go out now (the cooldown restarts).
+    pub notified: bool,
+    /// A history event: its kind and detail.
+    pub event: Option<(&'a str, serde_json::Value)>,
+    pub deliveries: &'a [NewDelivery],
+}
+
 #[derive(Debug, Clone)]
 pub struct NewDelivery {
     pub project_id: String,
@@ -340,12 +353,15 @@ impl Store {
         &self,
         a: &Alert,
         now: i64,
-        state: &str,
-        value: Option<f64>,
-        notified: bool,
-        event: Option<(&str, serde_json::Value)>,
-        deliveries: &[NewDelivery],
+        evaluation: AlertEvaluation<'_>,
     ) -> Result<()> {
+        let AlertEvaluation {
+            state,
+            value,
+            notified,
+            event,
+            deliveries,
+        } = evaluation;
         let mut tx = self.begin().await?;
         sqlx::query(
             "UPDATE alerts SET state = $1, last_value = $2, last_evaluated_at = $3, \

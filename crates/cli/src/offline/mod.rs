@@ -94,7 +94,7 @@ fn check_unit(flag: &str, value: f64) -> Result<(), InputError> {
 fn num(x: Option<f64>) -> String {
     match x {
         None => "-".to_owned(),
-        Some(v) if v == 0.0 => "0".to_owned(),
+        Some(0.0) => "0".to_owned(),
         Some(v) if v.abs() < 1e-4 || v.abs() >= 1e6 => format!("{v:.3e}"),
         Some(v) => format!("{v:.4}"),
     }

@@ -53,10 +53,13 @@ async fn hook(State(r): State<HttpReceiver>, headers: HeaderMap, body: Bytes) ->
     StatusCode::OK
 }
 
+/// A received message: its recipients and text.
+pub type Message = (Vec<String>, String);
+
 /// A minimal SMTP server: accepts any login, records each message's recipients and text.
 #[derive(Clone, Default)]
 pub struct SmtpReceiver {
-    pub messages: Arc<Mutex<Vec<(Vec<String>, String)>>>,
+    pub messages: Arc<Mutex<Vec<Message>>>,
     pub auth_lines: Arc<Mutex<Vec<String>>>,
     pub port: u16,
 }
@@ -64,8 +67,10 @@ pub struct SmtpReceiver {
 impl SmtpReceiver {
     pub async fn start() -> SmtpReceiver {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let mut r = SmtpReceiver::default();
-        r.port = listener.local_addr().unwrap().port();
+        let r = SmtpReceiver {
+            port: listener.local_addr().unwrap().port(),
+            ..SmtpReceiver::default()
+        };
         let rr = r.clone();
         tokio::spawn(async move {
             while let Ok((sock, _)) = listener.accept().await {
