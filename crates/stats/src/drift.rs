@@ -1531,6 +1531,32 @@ mod tests {
         }
     }
 
+    /// Two decimals that read as one `f64` are one value to the tests, as they are to SciPy:
+    /// `800000000000000.2` and `.3` both read as `800000000000000.25`.
+    #[test]
+    fn decimals_that_read_as_one_value_are_ties() {
+        let part = |i: i64| SamplePart::Fixed {
+            values: vec![i; 5000],
+            decimals: 1,
+        };
+        assert_eq!(
+            "800000000000000.2".parse::<f64>(),
+            "800000000000000.3".parse::<f64>()
+        );
+        let d = FeatureDrift::numeric_parts(
+            "x",
+            vec![part(8_000_000_000_000_002)],
+            vec![part(8_000_000_000_000_003)],
+            &DriftOptions::default(),
+        );
+        assert_eq!(d.ks_statistic, Some(0.0));
+        assert_eq!(d.wasserstein_normed, Some(0.0));
+        let mut b = crate::sample::SampleBuilder::with_capacity(2, None);
+        b.push_decimal(8_000_000_000_000_002, 1);
+        b.push_decimal(8_000_000_000_000_003, 1);
+        assert_eq!(b.finish(), SamplePart::Values(vec![8e14 + 0.25; 2]));
+    }
+
     #[test]
     fn round_half_even_matches_numpy() {
         assert_eq!(round_half_even(2.5), 2.0);

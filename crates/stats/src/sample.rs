@@ -14,8 +14,8 @@ use crate::sort::{decimals, fixed_point, pow10, FIXED_LIMIT};
 pub enum SamplePart {
     /// Values; NaN and ±∞ are missing.
     Values(Vec<f64>),
-    /// Exact decimal values `values[i] / 10^decimals`, each integer below 2^53 in size and
-    /// `decimals` at most 22. The values are the correctly rounded quotients, as `str::parse`
+    /// Exact decimal values `values[i] / 10^decimals`, each integer below 2^52 in size (so
+    /// that different integers are different `f64` values) and `decimals` at most 22. The values are the correctly rounded quotients, as `str::parse`
     /// reads the same numbers.
     Fixed { values: Vec<i64>, decimals: u32 },
     /// A number of missing values.
@@ -48,7 +48,7 @@ const POW10_INT: [i64; 19] = {
     p
 };
 
-/// `POW10_INT[s]` times a value below `FITS[s]` in size stays below 2^53.
+/// `POW10_INT[s]` times a value below `FITS[s]` in size stays below [`FIXED_LIMIT`].
 const FITS: [u64; 19] = {
     let mut f = [0u64; 19];
     let mut i = 0;
@@ -145,7 +145,8 @@ impl SampleBuilder {
         self.words.push(x.to_bits() as i64);
     }
 
-    /// Raise the scale to `decimals`; `false` (and unchanged) if an integer would reach 2^53.
+    /// Raise the scale to `decimals`; `false` (and unchanged) if an integer would reach
+    /// [`FIXED_LIMIT`].
     fn rescale(&mut self, decimals: u32) -> bool {
         let Some(k) = self.decimals().filter(|&k| k <= decimals) else {
             return false;
@@ -220,7 +221,7 @@ mod tests {
         let cases: [&[&str]; 4] = [
             &["1", "-0.5", "2.25", "0.000125", "-3", "1e-3"],
             &["12.5", "7", "-0.069057", "314.713"],
-            // Too wide for one scale: 2^60 with 6 decimals would pass 2^53.
+            // Too wide for one scale: 2^60 with 6 decimals would pass the limit.
             &["0.000001", "1152921504606846976", "2.5"],
             &["1.5", "inf", "0.1"],
         ];

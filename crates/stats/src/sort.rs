@@ -30,7 +30,8 @@ pub(crate) fn unkey(k: u64) -> f64 {
 pub(crate) const SENTINEL: u64 = u64::MAX;
 
 /// Offset added (modulo 2^64) to a fixed-point integer to make its key: signed order becomes
-/// unsigned order, and every key of an integer below 2^53 in size stays below [`SENTINEL`].
+/// unsigned order, and every key of an integer below [`FIXED_LIMIT`] in size stays below
+/// [`SENTINEL`].
 const FIXED_BIAS: u64 = 1 << 63;
 
 /// Key of the fixed-point integer `i`.
@@ -45,8 +46,12 @@ pub(crate) fn fixed_int(k: u64) -> i64 {
     (k ^ FIXED_BIAS) as i64
 }
 
-/// Largest fixed-point integer in size (exclusive): integers below it convert to `f64` exactly.
-pub(crate) const FIXED_LIMIT: u64 = 1 << 53;
+/// Bound (exclusive) on the size of a fixed-point integer: 2^52. Below it, `i / 10^k` rounds
+/// to a different `f64` for every `i` (the grid step 10^-k is wider than an ulp of the
+/// values), so integer order and ties are exactly those of the `f64` values the tests must
+/// see (as SciPy sees them). From 2^52 on, two decimals can round to one `f64`
+/// (`800000000000000.2` and `.3` do).
+pub(crate) const FIXED_LIMIT: u64 = 1 << 52;
 
 /// The finite values of a sample, sorted ascending and kept as sort keys, followed by
 /// [`SENTINEL`].
@@ -134,7 +139,7 @@ impl SortedSample {
 
     /// Give both samples the same kind of keys, so that comparing keys compares values: the
     /// same number of decimals when both are fixed-point and the wider scale keeps every
-    /// integer below 2^53, the keys of the `f64` values otherwise.
+    /// integer below [`FIXED_LIMIT`], the keys of the `f64` values otherwise.
     pub(crate) fn align(a: &mut SortedSample, b: &mut SortedSample) {
         if a.decimals == b.decimals {
             return;
@@ -154,7 +159,7 @@ impl SortedSample {
     }
 
     /// Raise a fixed-point sample to `decimals`; `false` (and unchanged) if an integer would
-    /// reach 2^53.
+    /// reach [`FIXED_LIMIT`].
     fn rescale(&mut self, decimals: u32) -> bool {
         let Some(d) = self.decimals.filter(|&d| d <= decimals) else {
             return false;
@@ -320,15 +325,15 @@ pub(crate) fn pow10(d: u32) -> f64 {
     POW10[d as usize]
 }
 
-/// `x` as a fixed-point integer `i` with `k` decimals (`p` = 10^k): `Some(i)` when `|i| < 2^53`
-/// and `i / p`, correctly rounded, is exactly `x`.
+/// `x` as a fixed-point integer `i` with `k` decimals (`p` = 10^k): `Some(i)` when `|i|` is
+/// below [`FIXED_LIMIT`] and `i / p`, correctly rounded, is exactly `x`.
 #[inline(always)]
 pub(crate) fn fixed_point(x: f64, p: f64) -> Option<i64> {
     let t = x * p;
-    if t.abs() >= 9_007_199_254_740_992.0 {
+    if t.abs() >= FIXED_LIMIT as f64 {
         return None;
     }
-    // The nearest integer (any candidate is checked below). Exact conversions: |i| < 2^53.
+    // The nearest integer (any candidate is checked below). Exact conversions: |i| < 2^52.
     let i = (t + 0.5f64.copysign(t)) as i64;
     (i as f64 / p == x).then_some(i)
 }
@@ -370,7 +375,7 @@ pub(crate) fn sort_parts(parts: Vec<SamplePart>) -> (SortedSample, usize) {
 }
 
 /// Sort fixed-point pieces, brought to one scale first; `None` if that scale would take an
-/// integer to 2^53.
+/// integer to [`FIXED_LIMIT`].
 fn sort_fixed_parts(parts: &mut [(Vec<i64>, u32)]) -> Option<SortedSample> {
     let decimals = parts.iter().map(|p| p.1).max()?;
     if decimals > 22 {
@@ -456,7 +461,7 @@ fn min_max(values: &[i64]) -> (i64, i64) {
 /// Sort of decimal `f64` data (what CSV files hold: numbers written with a few significant
 /// digits).
 ///
-/// Each value is `i / 10^k` for an integer `i` below 2^53 with one `k` for the whole sample
+/// Each value is `i / 10^k` for an integer `i` below [`FIXED_LIMIT`] with one `k` for the whole sample
 /// (checked exactly for every value; `None` when some value is not, and the caller sorts the
 /// keys of the `f64`s instead); the integers are then sorted by [`radix_fixed`].
 fn sort_decimal(parts: &[Vec<f64>], total: usize) -> Option<(SortedSample, usize)> {
@@ -609,10 +614,10 @@ fn fixed_points(parts: &[Vec<f64>], out: &mut [u64]) -> Option<(usize, i64, i64,
             let i = match fixed_point(x, p) {
                 Some(i) => i,
                 None => {
-                    // More decimals: scale what is done (exact while below 2^53) or give up.
+                    // More decimals: scale what is done (while below the limit) or give up.
                     let more = decimals(x).filter(|&d| d > k)?;
                     let factor = 10i64.checked_pow((more - k) as u32)?;
-                    let limit = 1i64 << 53;
+                    let limit = FIXED_LIMIT as i64;
                     if n > 0
                         && (lo.checked_mul(factor)?.abs() >= limit
                             || hi.checked_mul(factor)?.abs() >= limit)
@@ -804,7 +809,7 @@ mod tests {
             assert_eq!(got, expected, "case {case}");
             assert_eq!(sorted.keys()[sorted.len()], SENTINEL);
         }
-        // Not decimal with fewer than 2^53 units (17 significant digits, a binary fraction):
+        // Not decimal with fewer than 2^52 units (17 significant digits, a binary fraction):
         // the key sort takes over.
         assert!(sort_decimal(&[vec![0.1 + 0.2; 5000]], 5000).is_none());
         assert!(sort_decimal(&[vec![0.1; 5000], vec![2f64.powi(-40)]], 5001).is_none());
