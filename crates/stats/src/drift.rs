@@ -638,16 +638,17 @@ pub fn psi_from_shares(reference: &[f64], current: &[f64]) -> f64 {
 
 /// Population stability index of a numeric feature (SPEC §6). Non-finite values are missing.
 pub fn psi_numeric(reference: &[f64], current: &[f64]) -> Result<f64> {
-    let (a, b) = (sort_finite(reference), sort_finite(current));
-    check_nonempty(a.len(), "reference sample")?;
-    check_nonempty(b.len(), "current sample")?;
-    Ok(psi_ranked(&a, &b))
+    psi_sorted(&sort_finite(reference), &sort_finite(current))
 }
 
 /// [`psi_numeric`] on samples already sorted ascending and free of NaN.
 pub fn psi_numeric_sorted(reference: &[f64], current: &[f64]) -> Result<f64> {
-    check_nonempty(reference.len(), "reference sample")?;
-    check_nonempty(current.len(), "current sample")?;
+    psi_sorted(reference, current)
+}
+
+fn psi_sorted<A: Ranked + ?Sized, B: Ranked + ?Sized>(reference: &A, current: &B) -> Result<f64> {
+    check_nonempty(reference.items(), "reference sample")?;
+    check_nonempty(current.items(), "current sample")?;
     Ok(psi_ranked(reference, current))
 }
 
@@ -770,25 +771,24 @@ fn sum_by(keys: &[u64], f: impl Fn(u64) -> f64) -> f64 {
 /// histograms of two numeric samples over [`JS_BINS`] equal-width bins spanning both samples
 /// (`numpy.histogram_bin_edges(concat, bins=30)`). 0 = identical, ln(2)^½ ≈ 0.833 = disjoint.
 pub fn jensen_shannon_numeric(reference: &[f64], current: &[f64]) -> Result<f64> {
-    jensen_shannon_keys(&sort_finite(reference), &sort_finite(current))
-}
-
-fn jensen_shannon_keys(reference: &SortedSample, current: &SortedSample) -> Result<f64> {
-    check_nonempty(reference.len(), "reference sample")?;
-    check_nonempty(current.len(), "current sample")?;
-    let lo = reference.value(0).min(current.value(0));
-    let hi = reference
-        .value(reference.len() - 1)
-        .max(current.value(current.len() - 1));
-    Ok(js_ranked(reference, current, lo, hi))
+    jensen_shannon_sorted(&sort_finite(reference), &sort_finite(current))
 }
 
 /// [`jensen_shannon_numeric`] on samples already sorted ascending and free of NaN.
 pub fn jensen_shannon_numeric_sorted(reference: &[f64], current: &[f64]) -> Result<f64> {
-    check_nonempty(reference.len(), "reference sample")?;
-    check_nonempty(current.len(), "current sample")?;
-    let lo = reference[0].min(current[0]);
-    let hi = reference[reference.len() - 1].max(current[current.len() - 1]);
+    jensen_shannon_sorted(reference, current)
+}
+
+/// [`jensen_shannon_numeric`] over the bins spanning both sorted samples.
+fn jensen_shannon_sorted<A: Ranked + ?Sized, B: Ranked + ?Sized>(
+    reference: &A,
+    current: &B,
+) -> Result<f64> {
+    let (n_ref, n_cur) = (reference.items(), current.items());
+    check_nonempty(n_ref, "reference sample")?;
+    check_nonempty(n_cur, "current sample")?;
+    let lo = reference.value(0).min(current.value(0));
+    let hi = reference.value(n_ref - 1).max(current.value(n_cur - 1));
     Ok(js_ranked(reference, current, lo, hi))
 }
 
@@ -1090,7 +1090,7 @@ impl FeatureDrift {
             out.psi = Some(psi_ranked(&reference, &current));
             let std = population_std(&reference).max(WASSERSTEIN_STD_FLOOR);
             out.wasserstein_normed = Some(walk.area / std);
-            out.jensen_shannon_distance = jensen_shannon_keys(&reference, &current).ok();
+            out.jensen_shannon_distance = jensen_shannon_sorted(&reference, &current).ok();
         }
         out.drifted = options.is_drifted(out.ks_p_value, out.psi);
         out

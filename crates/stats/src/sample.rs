@@ -7,7 +7,7 @@
 //! needs it). [`SampleBuilder`] keeps one scale per piece, raises it when a value has more
 //! decimals, and falls back to `f64` values for a piece whose numbers do not fit one scale.
 
-use crate::sort::{decimals, fixed_point, pow10, FIXED_LIMIT};
+use crate::sort::{decimals, fixed_point, fixed_value, pow10, raise_scale, FIXED_LIMIT};
 
 /// A piece of a sample as a caller holds it.
 #[derive(Debug, Clone, PartialEq)]
@@ -122,8 +122,7 @@ impl SampleBuilder {
             self.words.push(mantissa);
             return;
         }
-        // Exact: both operands are exact, so the quotient is correctly rounded.
-        self.push(mantissa as f64 / pow10(frac.min(22)));
+        self.push(fixed_value(mantissa, frac.min(22)));
     }
 
     /// Add any value (NaN and ±∞ count as missing in the tests, as in [`SamplePart::Values`]).
@@ -148,38 +147,21 @@ impl SampleBuilder {
     /// Raise the scale to `decimals`; `false` (and unchanged) if an integer would reach
     /// [`FIXED_LIMIT`].
     fn rescale(&mut self, decimals: u32) -> bool {
-        let Some(k) = self.decimals().filter(|&k| k <= decimals) else {
-            return false;
-        };
-        let Some(&factor) = POW10_INT.get((decimals - k) as usize) else {
-            return false;
-        };
-        let widest = self
-            .words
-            .iter()
-            .map(|i| i.unsigned_abs())
-            .max()
-            .unwrap_or(0);
-        if widest
-            .checked_mul(factor as u64)
-            .is_none_or(|w| w >= FIXED_LIMIT)
-        {
-            return false;
+        let raised = self
+            .decimals()
+            .is_some_and(|k| raise_scale(&mut self.words, k, decimals));
+        if raised {
+            self.scale = decimals;
         }
-        for i in &mut self.words {
-            *i *= factor;
-        }
-        self.scale = decimals;
-        true
+        raised
     }
 
     /// Turn the piece into `f64` values (each the correctly rounded quotient).
     fn switch_to_values(&mut self) {
         if let Some(k) = self.decimals() {
             self.scale = FLOAT;
-            let p = pow10(k);
             for w in &mut self.words {
-                *w = (*w as f64 / p).to_bits() as i64;
+                *w = fixed_value(*w, k).to_bits() as i64;
             }
         }
     }

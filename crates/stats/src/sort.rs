@@ -46,6 +46,29 @@ pub(crate) fn fixed_int(k: u64) -> i64 {
     (k ^ FIXED_BIAS) as i64
 }
 
+/// The value of the fixed-point integer `i` with `decimals` decimals: `i / 10^decimals`,
+/// correctly rounded (both operands are exact), as `str::parse` reads the decimal.
+#[inline(always)]
+pub(crate) fn fixed_value(i: i64, decimals: u32) -> f64 {
+    i as f64 / POW10[decimals as usize]
+}
+
+/// Multiply fixed-point integers with `from` decimals by 10^(to − from), giving them `to`
+/// decimals; `false` (and unchanged) when an integer would reach [`FIXED_LIMIT`].
+pub(crate) fn raise_scale(values: &mut [i64], from: u32, to: u32) -> bool {
+    let Some(factor) = to.checked_sub(from).and_then(|s| 10u64.checked_pow(s)) else {
+        return false;
+    };
+    let widest = values.iter().map(|i| i.unsigned_abs()).max().unwrap_or(0);
+    if widest.checked_mul(factor).is_none_or(|w| w >= FIXED_LIMIT) {
+        return false;
+    }
+    for v in values {
+        *v *= factor as i64;
+    }
+    true
+}
+
 /// Bound (exclusive) on the size of a fixed-point integer: 2^52. Below it, `i / 10^k` rounds
 /// to a different `f64` for every `i` (the grid step 10^-k is wider than an ulp of the
 /// values), so integer order and ties are exactly those of the `f64` values the tests must
@@ -107,7 +130,7 @@ impl SortedSample {
     pub(crate) fn key_value(&self, k: u64) -> f64 {
         match self.decimals {
             None => unkey(k),
-            Some(d) => fixed_int(k) as f64 / POW10[d as usize],
+            Some(d) => fixed_value(fixed_int(k), d),
         }
     }
 
@@ -187,9 +210,8 @@ impl SortedSample {
     fn use_value_keys(&mut self) {
         if let Some(d) = self.decimals.take() {
             let n = self.len();
-            let p = POW10[d as usize];
             for k in &mut self.keys[..n] {
-                *k = key(fixed_int(*k) as f64 / p);
+                *k = key(fixed_value(fixed_int(*k), d));
             }
         }
     }
@@ -367,8 +389,7 @@ pub(crate) fn sort_parts(parts: Vec<SamplePart>) -> (SortedSample, usize) {
     }
     // Mixed pieces (or integers too wide for one scale): as `f64` values.
     for (values, decimals) in fixed {
-        let p = POW10[decimals.min(22) as usize];
-        floats.push(values.iter().map(|&i| i as f64 / p).collect());
+        floats.push(values.iter().map(|&i| fixed_value(i, decimals)).collect());
     }
     let (sorted, more) = sort_finite_parts(floats);
     (sorted, missing + more)
@@ -382,11 +403,8 @@ fn sort_fixed_parts(parts: &mut [(Vec<i64>, u32)]) -> Option<SortedSample> {
         return None;
     }
     for (values, d) in parts.iter_mut().filter(|p| p.1 < decimals) {
-        let factor = 10i64.checked_pow(decimals - *d)?;
-        for v in values.iter_mut() {
-            *v = v
-                .checked_mul(factor)
-                .filter(|i| i.unsigned_abs() < FIXED_LIMIT)?;
+        if !raise_scale(values, *d, decimals) {
+            return None;
         }
         *d = decimals;
     }
@@ -466,11 +484,10 @@ fn min_max(values: &[i64]) -> (i64, i64) {
 /// keys of the `f64`s instead); the integers are then sorted by [`radix_fixed`].
 fn sort_decimal(parts: &[Vec<f64>], total: usize) -> Option<(SortedSample, usize)> {
     let mut fixed = buffer_of_len(total);
-    let Some((n, lo, hi, p)) = fixed_points(parts, &mut fixed) else {
+    let Some((n, lo, hi, decimals)) = fixed_points(parts, &mut fixed) else {
         give_back(fixed);
         return None;
     };
-    let decimals = POW10.iter().position(|&q| q == p).expect("a power of ten") as u32;
     fixed.truncate(n);
     let sorted = radix_fixed(FixedSource::Buffer(fixed), n, lo, hi, decimals);
     Some((sorted, total - n))
@@ -530,25 +547,13 @@ fn radix_fixed(source: FixedSource<'_>, n: usize, lo: i64, hi: i64, decimals: u3
     }
     let last = passes as usize - 1;
     let mut dst = buffer_of_len(n);
-    // The first pass: from the source into `dst`.
-    {
-        let h = &mut histograms[0];
-        prefix_sums(h);
-        let out = &mut dst[..n];
-        match (&source, last == 0) {
-            (FixedSource::Parts(parts), true) => {
-                for p in parts.iter() {
-                    scatter(p, out, h, 0, mask, |v| offset(v as u64), to_key);
-                }
-            }
-            (FixedSource::Parts(parts), false) => {
-                for p in parts.iter() {
-                    scatter(p, out, h, 0, mask, |v| offset(v as u64), |u| u);
-                }
-            }
-            (FixedSource::Buffer(b), true) => scatter(&b[..n], out, h, 0, mask, offset, to_key),
-            (FixedSource::Buffer(b), false) => scatter(&b[..n], out, h, 0, mask, offset, |u| u),
-        }
+    // The first pass: from the source into `dst` (keys already if it is the only pass).
+    let h = &mut histograms[0];
+    prefix_sums(h);
+    if last == 0 {
+        scatter_source(&source, &mut dst[..n], h, mask, offset, to_key);
+    } else {
+        scatter_source(&source, &mut dst[..n], h, mask, offset, |u| u);
     }
     if last == 0 {
         if let FixedSource::Buffer(b) = source {
@@ -575,6 +580,26 @@ fn radix_fixed(source: FixedSource<'_>, n: usize, lo: i64, hi: i64, decimals: u3
     finish(src)
 }
 
+/// The first radix pass (lowest digit), reading every integer of `source` offset by `offset`.
+#[inline(always)]
+fn scatter_source(
+    source: &FixedSource<'_>,
+    out: &mut [u64],
+    h: &mut [u32],
+    mask: u64,
+    offset: impl Fn(u64) -> u64 + Copy,
+    store: impl Fn(u64) -> u64 + Copy,
+) {
+    match source {
+        FixedSource::Parts(parts) => {
+            for p in parts.iter() {
+                scatter(p, out, h, 0, mask, |v| offset(v as u64), store);
+            }
+        }
+        FixedSource::Buffer(b) => scatter(&b[..out.len()], out, h, 0, mask, offset, store),
+    }
+}
+
 /// One radix pass: `load` turns a stored word into the sorted integer, `store` into what
 /// the pass writes.
 #[inline(always)]
@@ -596,8 +621,8 @@ fn scatter<W: Copy>(
 }
 
 /// The finite values of `parts` as fixed-point integers (two's complement in `out`), with
-/// their count, smallest, largest and scale `10^k`; `None` unless they all are, with one `k`.
-fn fixed_points(parts: &[Vec<f64>], out: &mut [u64]) -> Option<(usize, i64, i64, f64)> {
+/// their count, smallest, largest and decimals `k`; `None` unless they all are, with one `k`.
+fn fixed_points(parts: &[Vec<f64>], out: &mut [u64]) -> Option<(usize, i64, i64, u32)> {
     // Decimals from the first values; raised when a later value needs more.
     let mut k = 0;
     for x in parts.iter().flatten().filter(|x| x.is_finite()).take(64) {
@@ -640,7 +665,7 @@ fn fixed_points(parts: &[Vec<f64>], out: &mut [u64]) -> Option<(usize, i64, i64,
             hi = hi.max(i);
         }
     }
-    (n > 0).then_some((n, lo, hi, p))
+    (n > 0).then_some((n, lo, hi, k as u32))
 }
 
 /// The keys of the finite values of `parts`, in order.

@@ -450,7 +450,7 @@ struct WorkerContext<'a> {
     plans: &'a [Plan],
     fields: usize,
     rows_per_worker: usize,
-    /// Capacity of each further piece of a numeric column (see [`push_value`]).
+    /// Capacity of each further piece of a numeric column (see [`room`]).
     piece_rows: usize,
     header: &'a [String],
     path: &'a str,
@@ -577,10 +577,7 @@ fn parse_plain_records(
                     let short = parse_short_decimal(chunk, negative, pos + usize::from(negative));
                     if let Some((mantissa, decimals, end)) = short {
                         if let Some((more_fields, next)) = separator_at(chunk, end) {
-                            if piece.is_full() {
-                                start_piece(piece, more, ctx.piece_rows);
-                            }
-                            piece.push_decimal(mantissa, decimals);
+                            room(piece, more, ctx.piece_rows).push_decimal(mantissa, decimals);
                             pos = next;
                             if more_fields {
                                 continue;
@@ -589,7 +586,7 @@ fn parse_plain_records(
                         }
                     } else if let Some((v, used)) = parse_decimal_general(&chunk[pos..]) {
                         if let Some((more_fields, next)) = separator_at(chunk, pos + used) {
-                            push_value(piece, more, Number::Float(v), ctx.piece_rows);
+                            room(piece, more, ctx.piece_rows).push(v);
                             pos = next;
                             if more_fields {
                                 continue;
@@ -774,7 +771,7 @@ fn push_field(
             missing,
             non_numeric,
         } => match parse_number(field) {
-            Parsed::Value(v) => push_value(piece, more, Number::Float(v), ctx.piece_rows),
+            Parsed::Value(v) => room(piece, more, ctx.piece_rows).push(v),
             Parsed::Missing => *missing += 1,
             Parsed::NotNumber => {
                 let text = String::from_utf8_lossy(field).into_owned();
@@ -800,18 +797,19 @@ fn push_field(
     Ok(())
 }
 
-/// Append a value without ever growing the piece: a full piece joins `more` and a fresh one
-/// of `piece_rows` takes over (the sort joins the pieces anyway, and growing would copy the
-/// column and touch twice its memory).
+/// The piece to append a value to, never growing it: a full piece joins `more` and a fresh
+/// one of `piece_rows` takes over (the sort joins the pieces anyway, and growing would copy
+/// the column and touch twice its memory).
 #[inline(always)]
-fn push_value(piece: &mut SampleBuilder, more: &mut Vec<SamplePart>, n: Number, piece_rows: usize) {
+fn room<'p>(
+    piece: &'p mut SampleBuilder,
+    more: &mut Vec<SamplePart>,
+    piece_rows: usize,
+) -> &'p mut SampleBuilder {
     if piece.is_full() {
         start_piece(piece, more, piece_rows);
     }
-    match n {
-        Number::Decimal(mantissa, decimals) => piece.push_decimal(mantissa, decimals),
-        Number::Float(x) => piece.push(x),
-    }
+    piece
 }
 
 #[cold]
@@ -822,14 +820,6 @@ fn start_piece(piece: &mut SampleBuilder, more: &mut Vec<SamplePart>, piece_rows
     if !full.is_empty() {
         more.push(full.finish());
     }
-}
-
-/// A number read from the text: the exact decimal `mantissa / 10^decimals` (the common
-/// shapes), or its `f64` value.
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Number {
-    Decimal(i64, u32),
-    Float(f64),
 }
 
 enum Parsed {
@@ -936,18 +926,6 @@ fn parse_short_decimal(s: &[u8], negative: bool, start: usize) -> Option<(i64, u
     Some(((mantissa as i64 ^ sign) - sign, frac_len, end))
 }
 
-/// The number at the start of `s` (see [`parse_decimal_prefix`]), kept exact when it has the
-/// common short shape.
-#[inline(always)]
-fn parse_number_prefix(s: &[u8]) -> Option<(Number, usize)> {
-    let negative = *s.first()? == b'-';
-    if let Some((mantissa, decimals, end)) = parse_short_decimal(s, negative, usize::from(negative))
-    {
-        return Some((Number::Decimal(mantissa, decimals), end));
-    }
-    parse_decimal_general(s).map(|(v, used)| (Number::Float(v), used))
-}
-
 /// Exact powers of ten representable in an f64.
 const POW10: [f64; 23] = [
     1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
@@ -962,19 +940,15 @@ const POW10: [f64; 23] = [
 /// returns (Clinger's fast path). Anything else returns `None` and goes through `str::parse`.
 #[inline(always)]
 fn parse_decimal_prefix(s: &[u8]) -> Option<(f64, usize)> {
-    match parse_number_prefix(s)? {
+    let negative = *s.first()? == b'-';
+    if let Some((mantissa, decimals, end)) = parse_short_decimal(s, negative, usize::from(negative))
+    {
         // Below 2^53, so the signed conversion (one instruction, unlike the unsigned one) is
-        // exact, and the quotient is correctly rounded.
-        (Number::Decimal(mantissa, decimals), end) => {
-            let value = (mantissa as f64 / POW10[decimals as usize]).copysign(if s[0] == b'-' {
-                -1.0
-            } else {
-                1.0
-            });
-            Some((value, end))
-        }
-        (Number::Float(v), end) => Some((v, end)),
+        // exact, and the quotient is correctly rounded; `-0` keeps its sign.
+        let value = mantissa as f64 / POW10[decimals as usize];
+        return Some((if negative { -value.abs() } else { value }, end));
     }
+    parse_decimal_general(s)
 }
 
 /// [`parse_decimal_prefix`] for every shape the short path leaves.
