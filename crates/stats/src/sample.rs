@@ -118,7 +118,12 @@ impl SampleBuilder {
     #[cold]
     #[inline(never)]
     fn push_decimal_slow(&mut self, mantissa: i64, frac: u32) {
-        if frac <= 22 && self.scale != FLOAT && frac > self.scale && self.rescale(frac) {
+        if frac <= 22
+            && mantissa.unsigned_abs() < FIXED_LIMIT
+            && self.scale != FLOAT
+            && frac > self.scale
+            && self.rescale(frac)
+        {
             self.words.push(mantissa);
             return;
         }
@@ -226,6 +231,10 @@ mod tests {
                 "{texts:?}"
             );
         }
+        // One value too wide for any scale: the piece holds `f64`s.
+        let mut b = SampleBuilder::with_capacity(1, None);
+        b.push_decimal(8_000_000_000_000_002, 1);
+        assert_eq!(b.finish(), SamplePart::Values(vec![8e14 + 0.25]));
         let mut b = SampleBuilder::with_capacity(4, Some(3));
         b.push_decimal(-69057, 6);
         b.push_decimal(15, 1);
