@@ -372,6 +372,7 @@ impl Source {
             }
             merged
         });
+        // The workers released their blocks; what is left are the pages two blocks share.
         self.bytes.release();
         result
     }
