@@ -1551,7 +1551,7 @@ mod tests {
         );
         assert_eq!(d.ks_statistic, Some(0.0));
         assert_eq!(d.wasserstein_normed, Some(0.0));
-        let mut b = crate::sample::SampleBuilder::with_capacity(2, None);
+        let mut b = crate::sample::SampleBuilder::with_capacity(2);
         b.push_decimal(8_000_000_000_000_002, 1);
         b.push_decimal(8_000_000_000_000_003, 1);
         assert_eq!(b.finish(), SamplePart::Values(vec![8e14 + 0.25; 2]));

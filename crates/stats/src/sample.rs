@@ -4,8 +4,11 @@
 //! Numbers read from text are decimals: `-0.069057` is the integer −69057 with 6 decimals.
 //! Kept that way, a sample sorts as narrow integers and never goes through `f64` division
 //! (the `f64` value is the correctly rounded quotient, recomputed only where a statistic
-//! needs it). [`SampleBuilder`] keeps one scale per piece, raises it when a value has more
-//! decimals, and falls back to `f64` values for a piece whose numbers do not fit one scale.
+//! needs it). [`SampleBuilder`] packs each decimal of up to eight digits into 32 bits (its
+//! mantissa and its number of decimals: half the memory of an `i64` or `f64`, and half the
+//! fresh pages the kernel must zero for a large file). A piece with longer numbers keeps
+//! `i64` integers at one scale, raised when a value has more decimals, and falls back to
+//! `f64` values when its numbers do not fit one scale.
 
 use crate::sort::{decimals, fixed_point, fixed_value, pow10, raise_scale, FIXED_LIMIT};
 
@@ -18,6 +21,8 @@ pub enum SamplePart {
     /// that different integers are different `f64` values) and `decimals` at most 22. The values are the correctly rounded quotients, as `str::parse`
     /// reads the same numbers.
     Fixed { values: Vec<i64>, decimals: u32 },
+    /// Exact decimals of at most eight digits, 32 bits each (see [`PackedDecimals`]).
+    Packed(PackedDecimals),
     /// A number of missing values.
     Missing(usize),
 }
@@ -28,6 +33,7 @@ impl SamplePart {
         match self {
             SamplePart::Values(v) => v.len(),
             SamplePart::Fixed { values, .. } => values.len(),
+            SamplePart::Packed(p) => p.words.len(),
             SamplePart::Missing(n) => *n,
         }
     }
@@ -35,10 +41,140 @@ impl SamplePart {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    /// The values as `f64` (missing ones as NaN), as `str::parse` reads them.
+    pub fn to_values(&self) -> Vec<f64> {
+        match self {
+            SamplePart::Values(v) => v.clone(),
+            SamplePart::Fixed { values, decimals } => {
+                values.iter().map(|&i| fixed_value(i, *decimals)).collect()
+            }
+            SamplePart::Packed(p) => p.to_values(),
+            SamplePart::Missing(n) => vec![f64::NAN; *n],
+        }
+    }
+}
+
+/// Bits of a packed word that hold the number of decimals.
+const PACKED_DECIMAL_BITS: u32 = 4;
+
+/// Bound (exclusive) on the size of a packed mantissa: 2^27, all numbers of eight digits.
+const PACKED_LIMIT: u64 = 1 << 27;
+
+/// Decimals `mantissa / 10^decimals`, each packed in one `i32` as
+/// `mantissa << 4 | decimals` (`|mantissa|` below 2^27, `decimals` below 16), with the
+/// smallest and largest mantissa for each number of decimals (what the sort needs to know
+/// the range of the sample at one scale without reading it).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PackedDecimals {
+    pub(crate) words: Vec<i32>,
+    /// `(smallest, largest)` mantissa per number of decimals; `(i32::MAX, i32::MIN)` when none.
+    pub(crate) ranges: [(i32, i32); 1 << PACKED_DECIMAL_BITS],
+}
+
+impl PackedDecimals {
+    fn with_capacity(capacity: usize) -> Self {
+        PackedDecimals {
+            words: Vec::with_capacity(capacity),
+            ranges: [(i32::MAX, i32::MIN); 1 << PACKED_DECIMAL_BITS],
+        }
+    }
+
+    /// Add `mantissa / 10^decimals`; `false` (and unchanged) if it does not pack.
+    #[inline(always)]
+    fn push(&mut self, mantissa: i64, decimals: u32) -> bool {
+        if mantissa.unsigned_abs() >= PACKED_LIMIT || decimals >= 1 << PACKED_DECIMAL_BITS {
+            return false;
+        }
+        let m = mantissa as i32;
+        let range = &mut self.ranges[decimals as usize];
+        *range = (range.0.min(m), range.1.max(m));
+        self.words.push(m << PACKED_DECIMAL_BITS | decimals as i32);
+        true
+    }
+
+    /// The most decimals of any value (0 when empty).
+    pub(crate) fn decimals(&self) -> u32 {
+        self.ranges.iter().rposition(|r| r.0 <= r.1).unwrap_or(0) as u32
+    }
+
+    /// The smallest and largest value as fixed-point integers with `scale` decimals (at
+    /// least [`PackedDecimals::decimals`] and at most [`MAX_PACKED_SCALE`], so that nothing
+    /// overflows); `(i64::MAX, i64::MIN)` when empty.
+    pub(crate) fn range_at(&self, scale: u32) -> (i64, i64) {
+        let mut range = (i64::MAX, i64::MIN);
+        for (d, &(lo, hi)) in self.ranges.iter().enumerate().filter(|(_, r)| r.0 <= r.1) {
+            let factor = POW10_INT[scale as usize - d];
+            range = (
+                range.0.min(lo as i64 * factor),
+                range.1.max(hi as i64 * factor),
+            );
+        }
+        range
+    }
+
+    /// The fixed-point integers with `scale` decimals, if they all stay below
+    /// [`FIXED_LIMIT`].
+    pub(crate) fn to_fixed(&self, scale: u32) -> Option<Vec<i64>> {
+        let d = self.decimals();
+        if scale < d || scale > 18 {
+            return None;
+        }
+        let widest = self
+            .ranges
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.0 <= r.1)
+            .map(|(d, r)| (r.0.unsigned_abs().max(r.1.unsigned_abs()) as u64, d))
+            .try_fold(0u64, |w, (m, d)| {
+                Some(w.max(m.checked_mul(POW10_INT[scale as usize - d] as u64)?))
+            })?;
+        (widest < FIXED_LIMIT).then(|| {
+            self.words
+                .iter()
+                .map(|&w| {
+                    let (m, d) = unpack(w);
+                    m * POW10_INT[(scale - d) as usize]
+                })
+                .collect()
+        })
+    }
+
+    /// The values as `f64` (each the correctly rounded quotient).
+    pub(crate) fn to_values(&self) -> Vec<f64> {
+        self.words
+            .iter()
+            .map(|&w| {
+                let (m, d) = unpack(w);
+                fixed_value(m, d)
+            })
+            .collect()
+    }
+}
+
+/// Largest scale a packed sample is sorted at directly: below it, no mantissa times a power
+/// of ten can overflow (2^27 · 10^10 < 2^62).
+pub(crate) const MAX_PACKED_SCALE: u32 = 10;
+
+/// The mantissa and decimals of a packed word.
+#[inline(always)]
+pub(crate) fn unpack(w: i32) -> (i64, u32) {
+    (
+        (w >> PACKED_DECIMAL_BITS) as i64,
+        (w & ((1 << PACKED_DECIMAL_BITS) - 1)) as u32,
+    )
+}
+
+/// The fixed-point integer of a packed word at `scale` decimals (at least the word's, and at
+/// most [`MAX_PACKED_SCALE`]); the index is masked so that it needs no bounds check.
+#[inline(always)]
+pub(crate) fn unpack_at(w: i32, scale: u32) -> i64 {
+    let (m, d) = unpack(w);
+    m * POW10_INT[(scale.wrapping_sub(d) & 15) as usize]
 }
 
 /// Powers of ten as integers, for raising a decimal to the piece's scale.
-const POW10_INT: [i64; 19] = {
+pub(crate) const POW10_INT: [i64; 19] = {
     let mut p = [1i64; 19];
     let mut i = 1;
     while i < 19 {
@@ -62,52 +198,66 @@ const FITS: [u64; 19] = {
 /// [`SampleBuilder::scale`] of a piece of `f64` values.
 const FLOAT: u32 = u32::MAX;
 
-/// Builds one [`SamplePart`] from parsed numbers: fixed-point integers at one scale while the
-/// numbers allow it, `f64` values otherwise.
+/// Builds one [`SamplePart`] from parsed numbers: packed decimals while every number has at
+/// most eight digits, then fixed-point integers at one scale while the numbers allow it,
+/// `f64` values otherwise.
 #[derive(Debug)]
 pub struct SampleBuilder {
-    /// Fixed-point integers with `scale` decimals, or (when `scale` is [`FLOAT`]) `f64` bit
-    /// patterns.
+    packed: PackedDecimals,
+    /// Once the piece no longer packs: fixed-point integers with `scale` decimals, or (when
+    /// `scale` is [`FLOAT`]) `f64` bit patterns.
     words: Vec<i64>,
+    /// The packed words' capacity, for the words that take over.
+    capacity: usize,
     scale: u32,
+    /// Whether the values are in `packed`.
+    is_packed: bool,
+    /// `scale` once the piece no longer packs, [`FLOAT`] before (so that the fast path
+    /// for `i64` integers fails).
+    wide_scale: u32,
 }
 
 impl SampleBuilder {
-    /// An empty piece with room for `capacity` values, starting at the scale `decimals` (the
-    /// scale of the previous piece of the same column saves raising it again).
-    pub fn with_capacity(capacity: usize, decimals: Option<u32>) -> Self {
+    /// An empty piece with room for `capacity` values.
+    pub fn with_capacity(capacity: usize) -> Self {
         SampleBuilder {
-            words: Vec::with_capacity(capacity),
-            scale: decimals.unwrap_or(0),
+            packed: PackedDecimals::with_capacity(capacity),
+            words: Vec::new(),
+            capacity,
+            scale: 0,
+            is_packed: true,
+            wide_scale: FLOAT,
         }
     }
 
     pub fn len(&self) -> usize {
-        self.words.len()
+        self.packed.words.len() + self.words.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.words.is_empty()
+        self.len() == 0
     }
 
     /// Whether the next value would make the piece grow (a caller that never wants it to
     /// grow starts another piece instead).
     #[inline(always)]
     pub fn is_full(&self) -> bool {
-        self.words.len() == self.words.capacity()
+        if self.is_packed {
+            self.packed.words.len() == self.packed.words.capacity()
+        } else {
+            self.words.len() == self.words.capacity()
+        }
     }
 
-    /// The piece's scale: `Some(k)` while it holds fixed-point integers with `k` decimals.
-    pub fn decimals(&self) -> Option<u32> {
-        (self.scale != FLOAT).then_some(self.scale)
-    }
-
-    /// Add the decimal `mantissa / 10^frac` (`mantissa` below 2^53 in size): one multiply
-    /// when the piece's scale has at least `frac` decimals, as it nearly always has.
+    /// Add the decimal `mantissa / 10^frac` (`mantissa` below 2^53 in size).
     #[inline(always)]
     pub fn push_decimal(&mut self, mantissa: i64, frac: u32) {
-        // Past the tables when `frac` exceeds the scale (or the piece holds `f64`s).
-        let shift = self.scale.wrapping_sub(frac) as usize;
+        if self.is_packed && self.packed.push(mantissa, frac) {
+            return;
+        }
+        // Past the tables when `frac` exceeds the scale (or the piece is packed or holds
+        // `f64`s).
+        let shift = self.wide_scale.wrapping_sub(frac) as usize;
         if shift < POW10_INT.len() && mantissa.unsigned_abs() < FITS[shift] {
             self.words.push(mantissa * POW10_INT[shift]);
         } else {
@@ -118,6 +268,12 @@ impl SampleBuilder {
     #[cold]
     #[inline(never)]
     fn push_decimal_slow(&mut self, mantissa: i64, frac: u32) {
+        self.unpack();
+        let shift = self.scale.wrapping_sub(frac) as usize;
+        if self.scale != FLOAT && shift < POW10_INT.len() && mantissa.unsigned_abs() < FITS[shift] {
+            self.words.push(mantissa * POW10_INT[shift]);
+            return;
+        }
         if frac <= 22
             && mantissa.unsigned_abs() < FIXED_LIMIT
             && self.scale != FLOAT
@@ -132,6 +288,15 @@ impl SampleBuilder {
 
     /// Add any value (NaN and ±∞ count as missing in the tests, as in [`SamplePart::Values`]).
     pub fn push(&mut self, x: f64) {
+        if self.is_packed {
+            let packed = decimals(x)
+                .and_then(|d| Some((fixed_point(x, pow10(d as u32))?, d as u32)))
+                .is_some_and(|(i, d)| self.packed.push(i, d));
+            if packed {
+                return;
+            }
+            self.unpack();
+        }
         if let Some(k) = self.decimals() {
             if let Some(i) = fixed_point(x, pow10(k)) {
                 self.words.push(i);
@@ -149,6 +314,35 @@ impl SampleBuilder {
         self.words.push(x.to_bits() as i64);
     }
 
+    /// The scale of the piece's `i64` integers, if it holds them.
+    fn decimals(&self) -> Option<u32> {
+        (!self.is_packed && self.scale != FLOAT).then_some(self.scale)
+    }
+
+    /// Move packed values to `words`, as fixed-point integers at their most decimals if they
+    /// fit, as `f64` values otherwise.
+    fn unpack(&mut self) {
+        if !self.is_packed {
+            return;
+        }
+        let mut words = Vec::with_capacity(self.capacity.max(self.packed.words.len() + 1));
+        let scale = self.packed.decimals();
+        match self.packed.to_fixed(scale) {
+            Some(fixed) => {
+                words.extend(fixed);
+                self.scale = scale;
+            }
+            None => {
+                words.extend(self.packed.to_values().iter().map(|x| x.to_bits() as i64));
+                self.scale = FLOAT;
+            }
+        }
+        self.packed = PackedDecimals::with_capacity(0);
+        self.words = words;
+        self.is_packed = false;
+        self.wide_scale = self.scale;
+    }
+
     /// Raise the scale to `decimals`; `false` (and unchanged) if an integer would reach
     /// [`FIXED_LIMIT`].
     fn rescale(&mut self, decimals: u32) -> bool {
@@ -157,6 +351,7 @@ impl SampleBuilder {
             .is_some_and(|k| raise_scale(&mut self.words, k, decimals));
         if raised {
             self.scale = decimals;
+            self.wide_scale = decimals;
         }
         raised
     }
@@ -165,6 +360,7 @@ impl SampleBuilder {
     fn switch_to_values(&mut self) {
         if let Some(k) = self.decimals() {
             self.scale = FLOAT;
+            self.wide_scale = FLOAT;
             for w in &mut self.words {
                 *w = fixed_value(*w, k).to_bits() as i64;
             }
@@ -172,6 +368,9 @@ impl SampleBuilder {
     }
 
     pub fn finish(self) -> SamplePart {
+        if self.is_packed {
+            return SamplePart::Packed(self.packed);
+        }
         match self.decimals() {
             Some(decimals) => SamplePart::Fixed {
                 values: self.words,
@@ -191,29 +390,22 @@ impl SampleBuilder {
 mod tests {
     use super::*;
 
-    fn values(part: &SamplePart) -> Vec<f64> {
-        match part {
-            SamplePart::Values(v) => v.clone(),
-            SamplePart::Fixed { values, decimals } => values
-                .iter()
-                .map(|&i| i as f64 / pow10(*decimals))
-                .collect(),
-            SamplePart::Missing(n) => vec![f64::NAN; *n],
-        }
-    }
-
     /// Whatever the mix of numbers, the piece holds exactly the values `str::parse` reads.
     #[test]
     fn builder_keeps_the_parsed_values() {
-        let cases: [&[&str]; 4] = [
-            &["1", "-0.5", "2.25", "0.000125", "-3", "1e-3"],
-            &["12.5", "7", "-0.069057", "314.713"],
+        // Whether the piece stays packed.
+        let cases: [(&[&str], bool); 6] = [
+            (&["1", "-0.5", "2.25", "0.000125", "-3", "1e-3"], true),
+            (&["12.5", "7", "-0.069057", "314.713"], true),
+            (&["-99999999", "0.00000012", "1.2345678e-7"], true),
+            // Nine digits: `i64` integers at one scale.
+            (&["0.5", "923456.789", "-2"], false),
             // Too wide for one scale: 2^60 with 6 decimals would pass the limit.
-            &["0.000001", "1152921504606846976", "2.5"],
-            &["1.5", "inf", "0.1"],
+            (&["0.000001", "1152921504606846976", "2.5"], false),
+            (&["1.5", "inf", "0.1"], false),
         ];
-        for texts in cases {
-            let mut b = SampleBuilder::with_capacity(2, None);
+        for (texts, packed) in cases {
+            let mut b = SampleBuilder::with_capacity(2);
             for t in texts {
                 match t.split_once('.') {
                     Some((int, frac)) if !t.contains('e') => {
@@ -224,7 +416,9 @@ mod tests {
                 }
             }
             let expected: Vec<f64> = texts.iter().map(|t| t.parse().unwrap()).collect();
-            let got = values(&b.finish());
+            let part = b.finish();
+            assert_eq!(matches!(part, SamplePart::Packed(_)), packed, "{texts:?}");
+            let got = part.to_values();
             assert_eq!(
                 got.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
                 expected.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
@@ -232,18 +426,50 @@ mod tests {
             );
         }
         // One value too wide for any scale: the piece holds `f64`s.
-        let mut b = SampleBuilder::with_capacity(1, None);
+        let mut b = SampleBuilder::with_capacity(1);
         b.push_decimal(8_000_000_000_000_002, 1);
         assert_eq!(b.finish(), SamplePart::Values(vec![8e14 + 0.25]));
-        let mut b = SampleBuilder::with_capacity(4, Some(3));
+        // Packed values move to `i64` integers at their most decimals, then at the scale the
+        // longer number needs.
+        let mut b = SampleBuilder::with_capacity(4);
         b.push_decimal(-69057, 6);
         b.push_decimal(15, 1);
+        b.push_decimal(123_456_789_012, 3);
+        b.push_decimal(5, 7);
         assert_eq!(
             b.finish(),
             SamplePart::Fixed {
-                values: vec![-69057, 1_500_000],
-                decimals: 6
+                values: vec![-690570, 15_000_000, 1_234_567_890_120_000, 5],
+                decimals: 7
             }
         );
+    }
+
+    /// A packed piece knows its most decimals and its range at a scale without reading
+    /// its words.
+    #[test]
+    fn packed_ranges() {
+        let mut b = SampleBuilder::with_capacity(8);
+        for (m, d) in [(-5, 0), (125, 2), (-1, 3), (7, 0), (99_999_999, 8)] {
+            b.push_decimal(m, d);
+        }
+        let SamplePart::Packed(p) = b.finish() else {
+            panic!("not packed");
+        };
+        assert_eq!(p.decimals(), 8);
+        assert_eq!(p.range_at(8), (-500_000_000, 700_000_000));
+        assert_eq!(p.range_at(9), (-5_000_000_000, 7_000_000_000));
+        assert_eq!(
+            p.to_fixed(8),
+            Some(vec![
+                -500_000_000,
+                125_000_000,
+                -100_000,
+                700_000_000,
+                99_999_999
+            ])
+        );
+        assert_eq!(p.to_fixed(7), None);
+        assert_eq!(p.to_fixed(19), None);
     }
 }

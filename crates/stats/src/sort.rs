@@ -6,7 +6,7 @@
 //! two samples together with a tag per value, to scan their merged order instead of merging,
 //! was measured slower: carrying the tags doubles the scattered write streams.)
 
-use crate::sample::SamplePart;
+use crate::sample::{unpack_at, PackedDecimals, SamplePart, MAX_PACKED_SCALE};
 
 /// Map an `f64` to a `u64` whose unsigned order is the numeric order. −0 maps to the key of
 /// +0: the two are equal numbers, and the tests must see them as one value (as SciPy does).
@@ -374,12 +374,26 @@ const DECIMAL_DIGIT_BITS: u32 = 13;
 pub(crate) fn sort_parts(parts: Vec<SamplePart>) -> (SortedSample, usize) {
     let mut missing = 0;
     let mut fixed = Vec::new();
+    let mut packed = Vec::new();
     let mut floats = Vec::new();
     for part in parts {
         match part {
             SamplePart::Missing(n) => missing += n,
             SamplePart::Values(v) => floats.push(v),
             SamplePart::Fixed { values, decimals } => fixed.push((values, decimals)),
+            SamplePart::Packed(p) => packed.push(p),
+        }
+    }
+    if floats.is_empty() && fixed.is_empty() && !packed.is_empty() {
+        if let Some(sorted) = sort_packed(&packed) {
+            return (sorted, missing);
+        }
+    }
+    // Pieces of several kinds, or packed decimals too wide for one scale: as `i64` integers.
+    for p in packed {
+        match p.to_fixed(p.decimals()) {
+            Some(values) => fixed.push((values, p.decimals())),
+            None => floats.push(p.to_values()),
         }
     }
     if floats.is_empty() && !fixed.is_empty() {
@@ -393,6 +407,50 @@ pub(crate) fn sort_parts(parts: Vec<SamplePart>) -> (SortedSample, usize) {
     }
     let (sorted, more) = sort_finite_parts(floats);
     (sorted, missing + more)
+}
+
+/// Sort packed decimals at the most decimals any of them has: their range comes from the
+/// pieces' per-decimals ranges, and each word is unpacked as the radix sort reads it (no
+/// conversion pass); `None` if that scale is above [`MAX_PACKED_SCALE`] or takes an integer
+/// to [`FIXED_LIMIT`].
+fn sort_packed(parts: &[PackedDecimals]) -> Option<SortedSample> {
+    let scale = parts.iter().map(PackedDecimals::decimals).max()?;
+    if scale > MAX_PACKED_SCALE {
+        return None;
+    }
+    let (mut lo, mut hi) = (i64::MAX, i64::MIN);
+    for p in parts {
+        let (l, h) = p.range_at(scale);
+        (lo, hi) = (lo.min(l), hi.max(h));
+    }
+    let n: usize = parts.iter().map(|p| p.words.len()).sum();
+    if n == 0 || lo.unsigned_abs() >= FIXED_LIMIT || hi.unsigned_abs() >= FIXED_LIMIT {
+        return None;
+    }
+    let words: Vec<&[i32]> = parts.iter().map(|p| p.words.as_slice()).collect();
+    if n < 4096 || n >= u32::MAX as usize {
+        let mut keys = take_buffer();
+        keys.clear();
+        keys.reserve(n + 1);
+        keys.extend(
+            words
+                .iter()
+                .flat_map(|w| w.iter().map(|&w| fixed_key(unpack_at(w, scale)))),
+        );
+        keys.sort_unstable();
+        keys.push(SENTINEL);
+        return Some(SortedSample {
+            keys,
+            decimals: Some(scale),
+        });
+    }
+    Some(radix_fixed(
+        FixedSource::Packed(&words, scale),
+        n,
+        lo,
+        hi,
+        scale,
+    ))
 }
 
 /// Sort fixed-point pieces, brought to one scale first; `None` if that scale would take an
@@ -493,10 +551,12 @@ fn sort_decimal(parts: &[Vec<f64>], total: usize) -> Option<(SortedSample, usize
     Some((sorted, total - n))
 }
 
-/// Where [`radix_fixed`] reads the integers: the caller's pieces, or a pooled buffer of
+/// Where [`radix_fixed`] reads the integers: the caller's pieces, packed decimals (unpacked
+/// at the given scale into a pooled buffer as they are counted), or a pooled buffer of
 /// two's-complement words that becomes a scatter buffer once read.
 enum FixedSource<'a> {
     Parts(&'a [&'a [i64]]),
+    Packed(&'a [&'a [i32]], u32),
     Buffer(Vec<u64>),
 }
 
@@ -525,7 +585,7 @@ fn radix_fixed(source: FixedSource<'_>, n: usize, lo: i64, hi: i64, decimals: u3
         // Every value is the same.
         let mut keys = match source {
             FixedSource::Buffer(b) => b,
-            FixedSource::Parts(_) => buffer_of_len(n),
+            FixedSource::Parts(_) | FixedSource::Packed(..) => buffer_of_len(n),
         };
         keys[..n].fill(fixed_key(lo));
         return finish(keys);
@@ -538,13 +598,30 @@ fn radix_fixed(source: FixedSource<'_>, n: usize, lo: i64, hi: i64, decimals: u3
             h[((u >> (pass as u32 * digit_bits)) & mask) as usize] += 1;
         }
     };
-    match &source {
-        FixedSource::Parts(parts) => parts
-            .iter()
-            .flat_map(|p| p.iter())
-            .for_each(|&v| count(offset(v as u64))),
-        FixedSource::Buffer(b) => b[..n].iter().for_each(|&v| count(offset(v))),
-    }
+    let source = match source {
+        FixedSource::Parts(parts) => {
+            parts
+                .iter()
+                .flat_map(|p| p.iter())
+                .for_each(|&v| count(offset(v as u64)));
+            source
+        }
+        // Unpacked once, as they are counted: the first pass reads the integers.
+        FixedSource::Packed(parts, scale) => {
+            let mut unpacked = buffer_of_len(n);
+            let words = parts.iter().flat_map(|p| p.iter());
+            for (out, &w) in unpacked.iter_mut().zip(words) {
+                let i = unpack_at(w, scale) as u64;
+                *out = i;
+                count(offset(i));
+            }
+            FixedSource::Buffer(unpacked)
+        }
+        FixedSource::Buffer(ref b) => {
+            b[..n].iter().for_each(|&v| count(offset(v)));
+            source
+        }
+    };
     let last = passes as usize - 1;
     let mut dst = buffer_of_len(n);
     // The first pass: from the source into `dst` (keys already if it is the only pass).
@@ -564,7 +641,7 @@ fn radix_fixed(source: FixedSource<'_>, n: usize, lo: i64, hi: i64, decimals: u3
     let mut src = dst;
     let mut dst = match source {
         FixedSource::Buffer(b) => b,
-        FixedSource::Parts(_) => buffer_of_len(n),
+        FixedSource::Parts(_) | FixedSource::Packed(..) => buffer_of_len(n),
     };
     for (pass, h) in histograms.iter_mut().enumerate().skip(1) {
         prefix_sums(h);
@@ -596,6 +673,7 @@ fn scatter_source(
                 scatter(p, out, h, 0, mask, |v| offset(v as u64), store);
             }
         }
+        FixedSource::Packed(..) => unreachable!("packed words are unpacked as they are counted"),
         FixedSource::Buffer(b) => scatter(&b[..out.len()], out, h, 0, mask, offset, store),
     }
 }
@@ -844,6 +922,7 @@ mod tests {
     /// through `f64` values when mixed with values, as `f64` keys when too wide for one scale.
     #[test]
     fn fixed_parts_sort_like_their_values() {
+        use crate::sample::SampleBuilder;
         let mut s: u64 = 7;
         let mut ints = |n: usize, spread: i64| -> Vec<i64> {
             (0..n)
@@ -859,6 +938,16 @@ mod tests {
         let b = ints(3000, 5_000);
         let wide = vec![1i64 << 52, -(1 << 52)];
         let value = |i: i64, d: u32| i as f64 / pow10(d);
+        // Packed decimals with `decimals(i)` decimals each.
+        let packed = |ints: &[i64], decimals: &dyn Fn(i64) -> u32| {
+            let mut builder = SampleBuilder::with_capacity(ints.len());
+            for &i in ints {
+                builder.push_decimal(i, decimals(i));
+            }
+            let part = builder.finish();
+            assert!(matches!(part, SamplePart::Packed(_)));
+            part
+        };
         let cases: Vec<(Vec<SamplePart>, bool)> = vec![
             (
                 vec![
@@ -902,6 +991,35 @@ mod tests {
                 ],
                 false,
             ),
+            // Packed pieces with up to 7 decimals: sorted as they unpack.
+            (
+                vec![
+                    packed(&a, &|i| (i.rem_euclid(8)) as u32),
+                    SamplePart::Missing(2),
+                    packed(&b, &|_| 1),
+                ],
+                true,
+            ),
+            // Packed and `i64` pieces: at one scale.
+            (
+                vec![
+                    packed(&a, &|i| (i.rem_euclid(3)) as u32),
+                    SamplePart::Fixed {
+                        values: b.clone(),
+                        decimals: 4,
+                    },
+                ],
+                true,
+            ),
+            // Packed at 12 decimals: too many for the packed sort, and integers of eight
+            // digits at that scale pass the limit.
+            (
+                vec![
+                    packed(&a, &|i| if i % 5 == 0 { 12 } else { 0 }),
+                    packed(&[1, 2, 3], &|_| 12),
+                ],
+                false,
+            ),
         ];
         for (case, (parts, fixed)) in cases.into_iter().enumerate() {
             let mut expected: Vec<f64> = Vec::new();
@@ -915,6 +1033,7 @@ mod tests {
                     SamplePart::Fixed { values, decimals } => {
                         expected.extend(values.iter().map(|&i| value(i, *decimals)))
                     }
+                    SamplePart::Packed(p) => expected.extend(p.to_values()),
                     SamplePart::Missing(n) => missing += n,
                 }
             }

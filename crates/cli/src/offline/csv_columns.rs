@@ -109,6 +109,8 @@ pub(crate) struct Plan {
 }
 
 /// Parsed values of one column.
+// One per column and parsing thread; a boxed piece would put a pointer on the hot path.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub(crate) enum ColumnData {
     Numeric {
@@ -131,7 +133,7 @@ impl ColumnData {
     fn with_capacity(kind: Kind, rows: usize) -> Self {
         match kind {
             Kind::Numeric { .. } => ColumnData::Numeric {
-                piece: SampleBuilder::with_capacity(rows, None),
+                piece: SampleBuilder::with_capacity(rows),
                 more: Vec::new(),
                 missing: 0,
                 non_numeric: None,
@@ -816,7 +818,7 @@ fn room<'p>(
 #[cold]
 #[inline(never)]
 fn start_piece(piece: &mut SampleBuilder, more: &mut Vec<SamplePart>, piece_rows: usize) {
-    let fresh = SampleBuilder::with_capacity(piece_rows.max(1), piece.decimals());
+    let fresh = SampleBuilder::with_capacity(piece_rows.max(1));
     let full = std::mem::replace(piece, fresh);
     if !full.is_empty() {
         more.push(full.finish());
@@ -1124,15 +1126,28 @@ mod tests {
                 )
                 .unwrap();
             }
-            // Category maps compared in a fixed order.
+            // Category maps compared in a fixed order, numbers as the values they read as.
             let shown: Vec<String> = cols
-                .iter()
+                .into_iter()
                 .map(|c| match c {
                     ColumnData::Categorical { counts, missing } => {
                         let sorted: std::collections::BTreeMap<_, _> = counts.iter().collect();
                         format!("{sorted:?} {missing}")
                     }
-                    numeric => format!("{numeric:?}"),
+                    ColumnData::Numeric {
+                        piece,
+                        more,
+                        missing,
+                        non_numeric,
+                    } => {
+                        let values: Vec<u64> = more
+                            .iter()
+                            .chain([&piece.finish()])
+                            .flat_map(SamplePart::to_values)
+                            .map(f64::to_bits)
+                            .collect();
+                        format!("{values:?} {missing} {non_numeric:?}")
+                    }
                 })
                 .collect();
             (shown, rows)
