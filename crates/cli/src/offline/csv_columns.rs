@@ -899,18 +899,42 @@ const fn lanes(b: u8) -> u64 {
 }
 
 /// 0x80 in each byte of `w` that equals `b`, 0 elsewhere (exact: no carry crosses a byte).
+#[cfg(not(target_arch = "x86_64"))]
 #[inline(always)]
 fn lanes_equal(w: u64, b: u8) -> u64 {
     let x = w ^ lanes(b);
     !(((x & lanes(0x7F)) + lanes(0x7F)) | x) & lanes(0x80)
 }
 
-/// Offset of the first `,`, `\n` or `\r` in the 16 bytes at `pos`, looked for a word at a
-/// time (no loop exit to mispredict per byte); `None` if there is none or fewer than 16 bytes
-/// are left.
+/// Offset of the first `,`, `\n` or `\r` in the 16 bytes at `pos`, looked for in the whole
+/// window at once (no loop exit to mispredict per byte); `None` if there is none or fewer
+/// than 16 bytes are left.
 #[inline(always)]
 fn separator_within_16(chunk: &[u8], pos: usize) -> Option<usize> {
-    let window = chunk.get(pos..pos + 16)?;
+    let window: &[u8; 16] = chunk.get(pos..pos + 16)?.try_into().expect("16 bytes");
+    first_separator(window)
+}
+
+/// SSE2 is part of x86-64: one compare per separator.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn first_separator(window: &[u8; 16]) -> Option<usize> {
+    use std::arch::x86_64::*;
+    // SAFETY: the load reads the 16 bytes of the window; SSE2 is always available.
+    let found = unsafe {
+        let v = _mm_loadu_si128(window.as_ptr().cast());
+        let comma = _mm_cmpeq_epi8(v, _mm_set1_epi8(b',' as i8));
+        let lf = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'\n' as i8));
+        let cr = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'\r' as i8));
+        _mm_movemask_epi8(_mm_or_si128(_mm_or_si128(comma, lf), cr)) as u32
+    };
+    (found != 0).then(|| found.trailing_zeros() as usize)
+}
+
+/// Elsewhere a word at a time.
+#[cfg(not(target_arch = "x86_64"))]
+#[inline(always)]
+fn first_separator(window: &[u8; 16]) -> Option<usize> {
     let separators = |w: u64| lanes_equal(w, b',') | lanes_equal(w, b'\n') | lanes_equal(w, b'\r');
     let low = separators(u64::from_le_bytes(window[..8].try_into().expect("8 bytes")));
     let high = separators(u64::from_le_bytes(window[8..].try_into().expect("8 bytes")));
