@@ -302,16 +302,14 @@ fn merge_lanes<L: Lane>(
         let ((i0, j0), (i1, j1)) = (cuts[k], cuts[k + 1]);
         L::new(a, b, i0, j0, (i1 - i0) + (j1 - j0), ctx)
     };
-    let (mut l0, mut l1, mut l2, mut l3) = (lane(0), lane(1), lane(2), lane(3));
-    let common = l0.steps().min(l1.steps()).min(l2.steps()).min(l3.steps());
-    // Four independent merges interleaved; locals so their state stays in registers.
+    let mut lanes: [L; MERGE_LANES] = std::array::from_fn(lane);
+    let common = lanes.iter().map(L::steps).min().unwrap_or(0);
+    // Independent merges interleaved.
     for _ in 0..common {
-        l0.step(a, b, ctx);
-        l1.step(a, b, ctx);
-        l2.step(a, b, ctx);
-        l3.step(a, b, ctx);
+        for l in &mut lanes {
+            l.step(a, b, ctx);
+        }
     }
-    let mut lanes = [l0, l1, l2, l3];
     for l in &mut lanes {
         for _ in common..l.steps() {
             l.step(a, b, ctx);
