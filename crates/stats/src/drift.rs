@@ -192,9 +192,8 @@ fn ecdf_gaps<A: Ranked + ?Sized, B: Ranked + ?Sized>(a: &A, b: &B) -> (f64, f64)
 
 /// What one merge pass over two sorted samples yields.
 struct MergeWalk {
-    /// Largest `F_a − F_b` and smallest (most negative) `F_a − F_b` over observed values.
-    max_diff: f64,
-    min_diff: f64,
+    /// Largest `|F_a − F_b|` over observed values: the two-sided KS statistic.
+    gap: f64,
     /// ∫ |F_a − F_b| dx: the Wasserstein-1 distance.
     area: f64,
 }
@@ -225,13 +224,12 @@ fn merge_walk(a: &mut SortedSample, b: &mut SortedSample) -> MergeWalk {
         {
             let lanes: [FixedLane; MERGE_LANES] = merge_lanes(a.keys(), b.keys(), na, nb, ());
             let cells = na as f64 * nb as f64;
-            let (mut max, mut min, mut area) = (0i64, 0i64, 0u128);
+            let (mut gap, mut area) = (0u64, 0u128);
             for l in lanes {
-                (max, min, area) = (max.max(l.max), min.min(l.min), area + l.area);
+                (gap, area) = (gap.max(l.gap), area + l.area);
             }
             MergeWalk {
-                max_diff: max as f64 / cells,
-                min_diff: min as f64 / cells,
+                gap: gap as f64 / cells,
                 area: area as f64 / cells / pow10(d),
             }
         }
@@ -254,13 +252,11 @@ fn float_walk(a: &SortedSample, b: &SortedSample, at: fn(u64) -> f64) -> MergeWa
     };
     let lanes: [FloatLane; MERGE_LANES] = merge_lanes(a.keys(), b.keys(), na, nb, ctx);
     let mut total = MergeWalk {
-        max_diff: 0.0,
-        min_diff: 0.0,
+        gap: 0.0,
         area: 0.0,
     };
     for l in lanes {
-        total.max_diff = total.max_diff.max(l.max);
-        total.min_diff = total.min_diff.min(l.min);
+        total.gap = total.gap.max(l.gap);
         total.area += l.area;
     }
     total
@@ -353,8 +349,7 @@ struct FloatLane {
     j: usize,
     steps: usize,
     x: f64,
-    max: f64,
-    min: f64,
+    gap: f64,
     area: f64,
 }
 
@@ -367,8 +362,7 @@ impl Lane for FloatLane {
             j,
             steps,
             x: (ctx.at)(a[i].min(b[j])),
-            max: 0.0,
-            min: 0.0,
+            gap: 0.0,
             area: 0.0,
         }
     }
@@ -387,12 +381,7 @@ impl Lane for FloatLane {
         if next != ai.min(bj) {
             // Counts are below 2^53, so the conversions are exact.
             let diff = self.i as i64 as f64 * ctx.fa - self.j as i64 as f64 * ctx.fb;
-            if diff > self.max {
-                self.max = diff;
-            }
-            if diff < self.min {
-                self.min = diff;
-            }
+            self.gap = self.gap.max(diff.abs());
             if next != SENTINEL {
                 let next = (ctx.at)(next);
                 self.area += diff.abs() * (next - self.x);
@@ -405,7 +394,7 @@ impl Lane for FloatLane {
 /// A lane of [`merge_walk`] over fixed-point keys, in integers only and without a branch.
 ///
 /// `d = i·n_b − j·n_a` is the CDF gap `F_a − F_b` times `n_a·n_b`, updated by `+n_b` or
-/// `−n_a` per step; the KS extremes are taken where a run of equal values ends. The area
+/// `−n_a` per step; the largest `|d|` is taken where a run of equal values ends. The area
 /// adds `|d| · (next − current)` at every step, which is 0 inside a run, so it needs no
 /// condition; key differences are integer differences, and the sum is exact in 128 bits
 /// (at most `n_a·n_b` times the value range). At the very end `d` is 0, so the sentinel's
@@ -416,8 +405,7 @@ struct FixedLane {
     j: usize,
     steps: usize,
     d: i64,
-    max: i64,
-    min: i64,
+    gap: u64,
     area: u128,
 }
 
@@ -431,8 +419,7 @@ impl Lane for FixedLane {
             j,
             steps,
             d: i as i64 * nb - j as i64 * na,
-            max: 0,
-            min: 0,
+            gap: 0,
             area: 0,
         }
     }
@@ -451,10 +438,9 @@ impl Lane for FixedLane {
         self.j += usize::from(!take_a);
         self.d += if take_a { nb } else { -na };
         let next = a[self.i].min(b[self.j]);
-        let gap = if next != current { self.d } else { 0 };
-        self.max = self.max.max(gap);
-        self.min = self.min.min(gap);
-        self.area += u128::from(self.d.unsigned_abs()) * u128::from(next.wrapping_sub(current));
+        let size = self.d.unsigned_abs();
+        self.gap = self.gap.max(if next != current { size } else { 0 });
+        self.area += u128::from(size) * u128::from(next.wrapping_sub(current));
     }
 }
 
@@ -479,7 +465,7 @@ fn ks_sorted(reference: &mut SortedSample, current: &mut SortedSample) -> Result
     Ok(ks_from_statistic(
         reference.len() as u64,
         current.len() as u64,
-        walk.max_diff.max(-walk.min_diff),
+        walk.gap,
     ))
 }
 
@@ -1078,11 +1064,7 @@ impl FeatureDrift {
         if !reference.is_empty() && !current.is_empty() {
             // One merge pass serves both the KS statistic and the Wasserstein distance.
             let walk = merge_walk(&mut reference, &mut current);
-            let ks = ks_from_statistic(
-                reference.len() as u64,
-                current.len() as u64,
-                walk.max_diff.max(-walk.min_diff),
-            );
+            let ks = ks_from_statistic(reference.len() as u64, current.len() as u64, walk.gap);
             out.ks_statistic = Some(ks.statistic);
             out.ks_p_value = Some(ks.p_value);
             out.psi = Some(psi_ranked(&reference, &current));
@@ -1497,7 +1479,7 @@ mod tests {
                 merge_walk(&mut sort_finite(&a), &mut SortedSample::from_sorted(&b)),
             ];
             for w in walks {
-                assert!((w.max_diff - max).abs() < 1e-12 && (w.min_diff - min).abs() < 1e-12);
+                assert!((w.gap - max.max(-min)).abs() < 1e-12);
                 assert!(
                     (w.area - area).abs() <= 1e-9 * area.abs().max(1.0),
                     "{} vs {area}",
@@ -1520,7 +1502,7 @@ mod tests {
             sorted_a.sort_by(f64::total_cmp);
             sorted_b.sort_by(f64::total_cmp);
             let (max, min, area) = plain(&sorted_a, &sorted_b);
-            assert!((w.max_diff - max).abs() < 1e-12 && (w.min_diff - min).abs() < 1e-12);
+            assert!((w.gap - max.max(-min)).abs() < 1e-12);
             assert!(
                 (w.area - area).abs() <= 1e-9 * area.abs(),
                 "{} vs {area}",
