@@ -512,7 +512,7 @@ fn parse_csv_chunk(
         }
         *rows += 1;
         for (plan, column) in ctx.plans.iter().zip(columns.iter_mut()) {
-            push_field(plan, column, &record[plan.field], ctx)?;
+            push_field(plan, column, &record[plan.field], ctx, false)?;
         }
     }
 }
@@ -664,7 +664,8 @@ fn parse_plain_records<const SSSE3: bool>(
                     _ => false,
                 };
                 if !cached {
-                    push_field(&ctx.plans[k], &mut columns[k], value, ctx)?;
+                    // A numeric field here has been tried by the fast paths already.
+                    push_field(&ctx.plans[k], &mut columns[k], value, ctx, true)?;
                 }
             }
             pos = next;
@@ -811,13 +812,15 @@ fn wrong_field_count(ctx: &WorkerContext<'_>, found: usize) -> InputError {
     ))
 }
 
-/// Add one field's value to its column.
+/// Add one field's value to its column (`fast_tried`: the fast number parses have failed
+/// on it already).
 #[inline]
 fn push_field(
     plan: &Plan,
     column: &mut ColumnData,
     field: &[u8],
     ctx: &WorkerContext<'_>,
+    fast_tried: bool,
 ) -> Result<(), InputError> {
     match column {
         ColumnData::Numeric {
@@ -825,7 +828,11 @@ fn push_field(
             more,
             missing,
             non_numeric,
-        } => match parse_number(field) {
+        } => match if fast_tried {
+            parse_number_slow(field)
+        } else {
+            parse_number(field)
+        } {
             Parsed::Value(v) => room(piece, more, ctx.piece_rows).push(v),
             Parsed::Missing => *missing += 1,
             Parsed::NotNumber => {
@@ -890,6 +897,13 @@ fn parse_number(field: &[u8]) -> Parsed {
             return Parsed::Value(v);
         }
     }
+    parse_number_slow(field)
+}
+
+/// [`parse_number`] without its fast path: numbers of more than 15 digits (as `repr` writes
+/// them), blanks around a number, missing-value tokens, text.
+#[cold]
+fn parse_number_slow(field: &[u8]) -> Parsed {
     let t = field.trim_ascii();
     if t.is_empty() {
         return Parsed::Missing;
