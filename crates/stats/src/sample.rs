@@ -18,8 +18,8 @@ pub enum SamplePart {
     /// Values; NaN and ±∞ are missing.
     Values(Vec<f64>),
     /// Exact decimal values `values[i] / 10^decimals`, each integer below 2^52 in size (so
-    /// that different integers are different `f64` values) and `decimals` at most 22. The values are the correctly rounded quotients, as `str::parse`
-    /// reads the same numbers.
+    /// that different integers are different `f64` values) and `decimals` at most 22. The
+    /// values are the correctly rounded quotients, as `str::parse` reads the same numbers.
     Fixed { values: Vec<i64>, decimals: u32 },
     /// Exact decimals of at most eight digits, 32 bits each (see [`PackedDecimals`]).
     Packed(PackedDecimals),
@@ -212,9 +212,6 @@ pub struct SampleBuilder {
     scale: u32,
     /// Whether the values are in `packed`.
     is_packed: bool,
-    /// `scale` once the piece no longer packs, [`FLOAT`] before (so that the fast path
-    /// for `i64` integers fails).
-    wide_scale: u32,
 }
 
 impl SampleBuilder {
@@ -226,7 +223,6 @@ impl SampleBuilder {
             capacity,
             scale: 0,
             is_packed: true,
-            wide_scale: FLOAT,
         }
     }
 
@@ -252,26 +248,34 @@ impl SampleBuilder {
     /// Add the decimal `mantissa / 10^frac` (`mantissa` below 2^53 in size).
     #[inline(always)]
     pub fn push_decimal(&mut self, mantissa: i64, frac: u32) {
-        if self.is_packed && self.packed.push(mantissa, frac) {
+        if self.is_packed {
+            if self.packed.push(mantissa, frac) {
+                return;
+            }
+        } else if self.push_at_scale(mantissa, frac) {
             return;
         }
-        // Past the tables when `frac` exceeds the scale (or the piece is packed or holds
-        // `f64`s).
-        let shift = self.wide_scale.wrapping_sub(frac) as usize;
-        if shift < POW10_INT.len() && mantissa.unsigned_abs() < FITS[shift] {
+        self.push_decimal_slow(mantissa, frac);
+    }
+
+    /// Add `mantissa / 10^frac` as an `i64` integer at the piece's scale, if it has at least
+    /// `frac` decimals and the integer stays below [`FIXED_LIMIT`] (never for a piece of
+    /// `f64`s: [`FLOAT`] is past the tables).
+    #[inline(always)]
+    fn push_at_scale(&mut self, mantissa: i64, frac: u32) -> bool {
+        let shift = self.scale.wrapping_sub(frac) as usize;
+        let fits = shift < POW10_INT.len() && mantissa.unsigned_abs() < FITS[shift];
+        if fits {
             self.words.push(mantissa * POW10_INT[shift]);
-        } else {
-            self.push_decimal_slow(mantissa, frac);
         }
+        fits
     }
 
     #[cold]
     #[inline(never)]
     fn push_decimal_slow(&mut self, mantissa: i64, frac: u32) {
         self.unpack();
-        let shift = self.scale.wrapping_sub(frac) as usize;
-        if self.scale != FLOAT && shift < POW10_INT.len() && mantissa.unsigned_abs() < FITS[shift] {
-            self.words.push(mantissa * POW10_INT[shift]);
+        if self.push_at_scale(mantissa, frac) {
             return;
         }
         if frac <= 22
@@ -340,7 +344,6 @@ impl SampleBuilder {
         self.packed = PackedDecimals::with_capacity(0);
         self.words = words;
         self.is_packed = false;
-        self.wide_scale = self.scale;
     }
 
     /// Raise the scale to `decimals`; `false` (and unchanged) if an integer would reach
@@ -351,7 +354,6 @@ impl SampleBuilder {
             .is_some_and(|k| raise_scale(&mut self.words, k, decimals));
         if raised {
             self.scale = decimals;
-            self.wide_scale = decimals;
         }
         raised
     }
@@ -360,7 +362,6 @@ impl SampleBuilder {
     fn switch_to_values(&mut self) {
         if let Some(k) = self.decimals() {
             self.scale = FLOAT;
-            self.wide_scale = FLOAT;
             for w in &mut self.words {
                 *w = fixed_value(*w, k).to_bits() as i64;
             }

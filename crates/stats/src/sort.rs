@@ -255,7 +255,7 @@ pub(crate) fn sort_finite_parts(parts: Vec<Vec<f64>>) -> (SortedSample, usize) {
         }
     }
     let missing = total - n;
-    if n < 4096 || n >= u32::MAX as usize {
+    if !radix_pays(n) {
         let mut keys = take_buffer();
         keys.clear();
         keys.reserve(n + 1);
@@ -391,8 +391,9 @@ pub(crate) fn sort_parts(parts: Vec<SamplePart>) -> (SortedSample, usize) {
     }
     // Pieces of several kinds, or packed decimals too wide for one scale: as `i64` integers.
     for p in packed {
-        match p.to_fixed(p.decimals()) {
-            Some(values) => fixed.push((values, p.decimals())),
+        let decimals = p.decimals();
+        match p.to_fixed(decimals) {
+            Some(values) => fixed.push((values, decimals)),
             None => floats.push(p.to_values()),
         }
     }
@@ -428,21 +429,11 @@ fn sort_packed(parts: &[PackedDecimals]) -> Option<SortedSample> {
         return None;
     }
     let words: Vec<&[i32]> = parts.iter().map(|p| p.words.as_slice()).collect();
-    if n < 4096 || n >= u32::MAX as usize {
-        let mut keys = take_buffer();
-        keys.clear();
-        keys.reserve(n + 1);
-        keys.extend(
-            words
-                .iter()
-                .flat_map(|w| w.iter().map(|&w| fixed_key(unpack_at(w, scale)))),
-        );
-        keys.sort_unstable();
-        keys.push(SENTINEL);
-        return Some(SortedSample {
-            keys,
-            decimals: Some(scale),
-        });
+    if !radix_pays(n) {
+        let ints = words
+            .iter()
+            .flat_map(|w| w.iter().map(|&w| unpack_at(w, scale)));
+        return Some(comparison_sort_fixed(ints, n, scale));
     }
     Some(radix_fixed(
         FixedSource::Packed(&words, scale),
@@ -475,17 +466,9 @@ fn sort_fixed_parts(parts: &mut [(Vec<i64>, u32)]) -> Option<SortedSample> {
     if n > 0 && (lo.unsigned_abs() >= FIXED_LIMIT || hi.unsigned_abs() >= FIXED_LIMIT) {
         return None;
     }
-    if n < 4096 || n >= u32::MAX as usize {
-        let mut keys = take_buffer();
-        keys.clear();
-        keys.reserve(n + 1);
-        keys.extend(parts.iter().flat_map(|p| p.0.iter().map(|&i| fixed_key(i))));
-        keys.sort_unstable();
-        keys.push(SENTINEL);
-        return Some(SortedSample {
-            keys,
-            decimals: Some(decimals),
-        });
+    if !radix_pays(n) {
+        let ints = parts.iter().flat_map(|p| p.0.iter().copied());
+        return Some(comparison_sort_fixed(ints, n, decimals));
     }
     let sources: Vec<&[i64]> = parts.iter().map(|p| p.0.as_slice()).collect();
     Some(radix_fixed(
@@ -495,6 +478,26 @@ fn sort_fixed_parts(parts: &mut [(Vec<i64>, u32)]) -> Option<SortedSample> {
         hi,
         decimals,
     ))
+}
+
+/// Whether `n` values are worth a radix sort: not for small samples (the histograms would
+/// cost more than the values), and not past the `u32` offsets of its histograms.
+fn radix_pays(n: usize) -> bool {
+    (4096..u32::MAX as usize).contains(&n)
+}
+
+/// The `n` fixed-point integers `ints` with `decimals` decimals, sorted by comparison.
+fn comparison_sort_fixed(ints: impl Iterator<Item = i64>, n: usize, decimals: u32) -> SortedSample {
+    let mut keys = take_buffer();
+    keys.clear();
+    keys.reserve(n + 1);
+    keys.extend(ints.map(fixed_key));
+    keys.sort_unstable();
+    keys.push(SENTINEL);
+    SortedSample {
+        keys,
+        decimals: Some(decimals),
+    }
 }
 
 /// Smallest and largest of `values` (`(i64::MAX, i64::MIN)` when empty), with the widest

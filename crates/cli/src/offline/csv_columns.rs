@@ -1350,7 +1350,7 @@ mod tests {
     #[cfg(target_arch = "x86_64")]
     #[test]
     fn window_parse_equals_word_parse() {
-        if !std::arch::is_x86_feature_detected!("ssse3") {
+        if !has_ssse3() {
             return;
         }
         let mut state: u64 = 29;
