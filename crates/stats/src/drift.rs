@@ -162,13 +162,14 @@ fn quantile<R: Ranked + ?Sized>(sorted: &R, q: f64) -> f64 {
     }
 }
 
-/// Largest positive and negative gap between the empirical CDFs, evaluated (like SciPy) at every
-/// observed value with right-continuous CDFs, so ties are handled exactly.
-fn ecdf_gaps<A: Ranked + ?Sized, B: Ranked + ?Sized>(a: &A, b: &B) -> (f64, f64) {
+/// Largest gap `|F_a − F_b|` between the empirical CDFs (the two-sided KS statistic),
+/// evaluated (like SciPy) at every observed value with right-continuous CDFs, so ties are
+/// handled exactly.
+fn largest_ecdf_gap<A: Ranked + ?Sized, B: Ranked + ?Sized>(a: &A, b: &B) -> f64 {
     let (na, nb) = (a.total() as f64, b.total() as f64);
     let (la, lb) = (a.items(), b.items());
     let (mut i, mut j) = (0usize, 0usize);
-    let (mut max_diff, mut min_diff) = (0.0f64, 0.0f64);
+    let mut gap = 0.0f64;
     while i < la || j < lb {
         let x = match (i < la, j < lb) {
             (true, true) => a.value(i).min(b.value(j)),
@@ -183,11 +184,9 @@ fn ecdf_gaps<A: Ranked + ?Sized, B: Ranked + ?Sized>(a: &A, b: &B) -> (f64, f64)
         }
         let ca = if i == 0 { 0 } else { a.cumulative(i - 1) };
         let cb = if j == 0 { 0 } else { b.cumulative(j - 1) };
-        let diff = ca as f64 / na - cb as f64 / nb;
-        max_diff = max_diff.max(diff);
-        min_diff = min_diff.min(diff);
+        gap = gap.max((ca as f64 / na - cb as f64 / nb).abs());
     }
-    (max_diff, min_diff)
+    gap
 }
 
 /// What one merge pass over two sorted samples yields.
@@ -893,11 +892,10 @@ pub fn ks_from_sketches(reference: &NumericSketch, current: &NumericSketch) -> R
     check_nonempty(reference.count() as usize, "reference sample")?;
     check_nonempty(current.count() as usize, "current sample")?;
     let (a, b) = (reference.view(), current.view());
-    let (max_diff, min_diff) = ecdf_gaps(&a, &b);
     Ok(ks_from_statistic(
         reference.count(),
         current.count(),
-        max_diff.max(-min_diff),
+        largest_ecdf_gap(&a, &b),
     ))
 }
 
