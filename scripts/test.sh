@@ -13,5 +13,9 @@ if [ -z "${COREPLEX_TEST_DATABASE_URL:-}" ]; then
   COREPLEX_TEST_DATABASE_URL=$(scripts/start-postgres.sh)
   export COREPLEX_TEST_DATABASE_URL
 fi
+# A one-off build on CI has nothing to reuse: skip the incremental cache (it doubles the disk used).
+if [ "${CI:-}" = "true" ]; then
+  export CARGO_INCREMENTAL=0
+fi
 cargo test --workspace
 COREPLEX_BIN="${CARGO_TARGET_DIR:-$PWD/target}/debug/coreplex" PYTHONPATH="$PWD/sdk/python" python3 -m pytest sdk/python/tests -q
