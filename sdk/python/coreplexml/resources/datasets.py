@@ -76,7 +76,8 @@ class DatasetsResource(Resource):
         return version
 
     def wait(self, version_id: str, timeout: Optional[float] = 600) -> DatasetVersion:
-        """Polls a dataset version until its profile is done; raises ``JobFailedError`` if it failed."""
+        """Polls a dataset version until its profile is done and its profiling job has finished;
+        raises ``JobFailedError`` if profiling failed."""
         version_id = id_of(version_id)
         version = poll(
             lambda: self.get_version(version_id),
@@ -89,6 +90,10 @@ class DatasetsResource(Resource):
                 f"profiling dataset version {version_id} failed: {version.get('error') or 'no reason given'}",
                 job=version,
             )
+        # The server marks the version ready just before it records its profiling job as finished;
+        # wait for that too, so the job reads as succeeded once this returns.
+        if version.get("profile_job_id"):
+            self._client.jobs.wait(version.profile_job_id, timeout=timeout, raise_on_failure=False)
         return version
 
     def list(self, project_id: str, *, limit: Optional[int] = None, page_token: Optional[str] = None) -> Page:
