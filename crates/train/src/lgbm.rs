@@ -369,6 +369,9 @@ pub(crate) fn train_cv(
 /// folds (`curves[round][fold]`); `fallback` where there is none (a single fold, no finite loss).
 fn rounds_left_out(curves: &[Vec<f64>], fallback: usize) -> Vec<usize> {
     let k = curves.first().map(Vec::len).unwrap_or(0);
+    if k < 2 {
+        return vec![fallback; k];
+    }
     (0..k)
         .map(|f| {
             let mut best: Option<(f64, usize)> = None;
@@ -379,7 +382,7 @@ fn rounds_left_out(curves: &[Vec<f64>], fallback: usize) -> Vec<usize> {
                     .filter(|&(g, _)| g != f)
                     .map(|(_, l)| l)
                     .sum();
-                if k > 1 && others.is_finite() && best.map(|(b, _)| others < b).unwrap_or(true) {
+                if others.is_finite() && best.map(|(b, _)| others < b).unwrap_or(true) {
                     best = Some((others, i + 1));
                 }
             }

@@ -1,6 +1,7 @@
 """Datasets and their immutable versions (``client.datasets``)."""
 
 import os
+import time
 from pathlib import Path
 from typing import IO, Any, Callable, Iterator, List, Optional, Union
 
@@ -79,6 +80,7 @@ class DatasetsResource(Resource):
         """Polls a dataset version until its profile is done and its profiling job has finished;
         raises ``JobFailedError`` if profiling failed."""
         version_id = id_of(version_id)
+        started = time.monotonic()
         version = poll(
             lambda: self.get_version(version_id),
             lambda v: v.get("status") != "profiling",
@@ -91,9 +93,11 @@ class DatasetsResource(Resource):
                 job=version,
             )
         # The server marks the version ready just before it records its profiling job as finished;
-        # wait for that too, so the job reads as succeeded once this returns.
+        # wait for that too (within what is left of ``timeout``), so the job reads as succeeded once
+        # this returns.
         if version.get("profile_job_id"):
-            self._client.jobs.wait(version.profile_job_id, timeout=timeout, raise_on_failure=False)
+            left = None if timeout is None else max(0.0, timeout - (time.monotonic() - started))
+            self._client.jobs.wait(version.profile_job_id, timeout=left, raise_on_failure=False)
         return version
 
     def list(self, project_id: str, *, limit: Optional[int] = None, page_token: Optional[str] = None) -> Page:
